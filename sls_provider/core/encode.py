@@ -1,0 +1,164 @@
+"""Columnar encoding: a DataFrame chunk -> one JSON object per row, as newline-separated UTF-8.
+
+Building one Python dict per row costs microseconds a row and dominates every per-row sender, so
+this module never does: each column is turned into a polars ``String`` series with the spelling of
+:func:`sls_provider.core.values.to_text`, then polars writes all rows as NDJSON in native code.
+Missing values come out of polars as ``"key":null`` and are cut out of the bytes afterwards, which
+is safe because a log key is ``[A-Za-z0-9_]`` and a quote inside a JSON string is always escaped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from sls_provider.core.errors import SlsInputError
+from sls_provider.core.values import to_text
+
+
+@dataclass(frozen=True)
+class EncodedRows:
+    """Rows encoded as JSON objects, each followed by ``\\n``.
+
+    :param data: the NDJSON bytes.
+    :param ends: for row ``i``, the offset of its terminating newline; row ``i`` is
+        ``data[ends[i-1] + 1 : ends[i]]`` (with ``ends[-1]`` taken as ``-1``).
+    """
+
+    data: bytes
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def row(self, i: int) -> bytes:
+        start = int(self.ends[i - 1]) + 1 if i else 0
+        return self.data[start : int(self.ends[i])]
+
+    def take(self, rows: np.ndarray) -> EncodedRows:
+        """The selected rows, in the given order (used to split a chunk by topic)."""
+        starts = np.concatenate(([0], self.ends[:-1] + 1))[rows]
+        view = memoryview(self.data)
+        spans = zip(starts.tolist(), self.ends[rows].tolist(), strict=True)
+        data = b"".join([view[s : e + 1] for s, e in spans])
+        return from_ndjson(data)
+
+
+def from_ndjson(data: bytes) -> EncodedRows:
+    """Index NDJSON bytes (every row terminated by ``\\n``): raw newlines only separate rows, since
+    JSON escapes them inside strings."""
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
+    return EncodedRows(data, ends)
+
+
+def encode_frame(frame: pd.DataFrame, keys: list[str]) -> EncodedRows:
+    """Encode every row of ``frame`` as a JSON object whose keys are ``keys`` (one per column, in
+    order, already valid) and whose values are strings; missing values leave the key out."""
+    if len(frame) == 0:
+        return EncodedRows(b"", np.empty(0, dtype=np.int64))
+    if not keys:
+        return from_ndjson(b"{}\n" * len(frame))
+    columns = [column_text(frame.iloc[:, i], key) for i, key in enumerate(keys)]
+    buffer = io.BytesIO()
+    pl.DataFrame(columns).write_ndjson(buffer)
+    data = buffer.getvalue()
+    for series in columns:
+        if series.null_count():
+            data = _drop_nulls(data, series.name)
+    return from_ndjson(data)
+
+
+def _drop_nulls(data: bytes, key: str) -> bytes:
+    member = b'"' + key.encode() + b'":null'
+    return data.replace(b"," + member, b"").replace(b"{" + member + b",", b"{").replace(b"{" + member, b"{")
+
+
+def column_text(column: pd.Series, name: str) -> pl.Series:
+    """One column as a polars ``String`` series spelled as :func:`to_text` would, nulls for missing."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype):
+        if dtype.kind in "iub":
+            return pl.Series(name, column.to_numpy()).cast(pl.String)
+        if dtype.kind == "f":
+            return _float_text(name, column.to_numpy())
+        if dtype.kind == "M":
+            return _datetime_text(pl.Series(name, column.to_numpy()))
+    elif isinstance(dtype, pd.DatetimeTZDtype):
+        return _datetime_text(pl.from_pandas(column).rename(name))
+    elif isinstance(dtype, pd.StringDtype):
+        if dtype.storage == "pyarrow":
+            return pl.from_pandas(column).rename(name)  # zero-copy from the arrow buffers
+        return _strings(name, column.tolist())
+    elif pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        # Nullable Int64 / boolean: polars keeps the mask, so NULLs never turn ints into floats.
+        return pl.from_pandas(column).rename(name).cast(pl.String)
+    return object_text(name, column.tolist())
+
+
+def object_text(name: str, values: list) -> pl.Series:
+    """Values of any Python types (object columns, SQL cursor rows), with fast paths for the common
+    case of one type per column."""
+    types = set(map(type, values))
+    types.discard(type(None))
+    if types <= {str}:
+        return _strings(name, values)
+    if types == {int}:
+        try:
+            return pl.Series(name, values, dtype=pl.Int64).cast(pl.String)
+        except (OverflowError, pl.exceptions.PolarsError):
+            pass  # beyond int64: the general path spells it with str()
+    elif types == {float}:
+        return _float_text(name, np.array([np.nan if v is None else v for v in values], dtype=np.float64))
+    elif types == {dt.datetime} and all(v is None or v.tzinfo is None for v in values):
+        return _datetime_text(pl.Series(name, values, dtype=pl.Datetime("us")))
+    return _strings(name, list(map(to_text, values)))
+
+
+def _strings(name: str, texts: list) -> pl.Series:
+    texts = [None if isinstance(t, float) else t for t in texts] if _has_float_nan(texts) else texts
+    try:
+        return pl.Series(name, texts, dtype=pl.String)
+    except (UnicodeEncodeError, pl.exceptions.PolarsError) as err:
+        for row, text in enumerate(texts):
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as bad:
+                    raise SlsInputError(
+                        f"Column {name!r}, row {row}: {text[bad.start : bad.end]!r} is a lone surrogate, "
+                        "not valid UTF-8; SLS refuses it (InvalidEncoding). Clean the text before export."
+                    ) from err
+        raise
+
+
+def _has_float_nan(values: list) -> bool:
+    # pandas 3 string columns hand back NaN (a float), not None, for missing values.
+    return any(isinstance(v, float) for v in values)
+
+
+def _float_text(name: str, values: np.ndarray) -> pl.Series:
+    text = pl.Series(name, values).fill_nan(None).cast(pl.String)
+    # polars and repr() agree on the shortest round-trip digits, but polars writes small magnitudes
+    # positionally (0.00001) where repr() switches to an exponent (1e-05) below 1e-4.
+    tiny = np.flatnonzero((np.abs(values) < 1e-4) & (values != 0))
+    if len(tiny):
+        text = text.scatter(tiny, [repr(float(v)) for v in values[tiny]])
+    return text
+
+
+def _datetime_text(stamps: pl.Series) -> pl.Series:
+    """isoformat(): fraction digits only when needed (6, or 9 for nanoseconds), offset when tz-aware."""
+    zone = "%:z" if getattr(stamps.dtype, "time_zone", None) else ""
+    base = "%Y-%m-%dT%H:%M:%S"
+    nanos = pl.col("t").dt.nanosecond()
+    fmt = pl.col("t").dt.to_string
+    expr = pl.when(nanos == 0).then(fmt(base + zone))
+    if getattr(stamps.dtype, "time_unit", "us") == "ns":
+        expr = expr.when(nanos % 1000 != 0).then(fmt(base + "%.9f" + zone))
+    expr = expr.otherwise(fmt(base + "%.6f" + zone))
+    return pl.DataFrame({"t": stamps}).select(expr.alias(stamps.name)).to_series()

@@ -1,0 +1,64 @@
+"""Exception types of the provider.
+
+One base class, :class:`SlsError`, so callers can catch everything the provider raises; below it
+the kinds a caller reacts to differently: bad input (fix the data or the arguments), bad
+configuration (fix the connection), and service errors split into retryable and final.
+"""
+
+from __future__ import annotations
+
+
+class SlsError(Exception):
+    """Base class of every error raised by this provider."""
+
+
+class SlsConfigError(SlsError, ValueError):
+    """The connection or the arguments are missing something or malformed."""
+
+
+class SlsInputError(SlsError, ValueError):
+    """The rows cannot be sent as they are (bad key, oversized row, invalid text)."""
+
+
+class SlsServiceError(SlsError):
+    """A request was refused by SLS, or never got an answer.
+
+    :param message: what happened, in words.
+    :param status: HTTP status, or ``None`` when no answer came (connection error, timeout).
+    :param error_code: SLS ``errorCode`` from the answer, if any.
+    :param request_id: ``x-log-requestid`` of the answer, if any.
+    :param ambiguous: ``True`` when the service may have stored the logs although the client saw
+        a failure (the answer was lost): a retry may then duplicate them.
+    :param retry_after: seconds the service asked the client to wait (``Retry-After``), if any.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        request_id: str | None = None,
+        ambiguous: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.error_message = error_message
+        self.request_id = request_id
+        self.ambiguous = ambiguous
+        self.retry_after = retry_after
+
+
+class SlsRetryableError(SlsServiceError):
+    """Transient: throttling, a server error, or a lost connection. Retried with backoff."""
+
+    retryable = True
+
+
+class SlsRequestError(SlsServiceError):
+    """Final: retrying the same request cannot succeed (bad content, wrong names, not authorised)."""

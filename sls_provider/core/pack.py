@@ -1,0 +1,176 @@
+"""Packing: encoded rows -> request bodies as full as the PutWebTracking limits allow.
+
+One request carries one topic (and one source and tag set), at most ``max_logs`` logs and at most
+``max_bytes`` of uncompressed body, envelope included. A request is cut only when the next row would
+not fit, so rows of a topic go out in order in the fewest requests in-order packing allows. Each
+topic has one open request; when many topics are open at once, the largest are sent early so the
+memory held stays bounded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sls_provider.core.encode import EncodedRows
+from sls_provider.core.errors import SlsInputError
+
+MAX_LOGS = 4096
+MAX_BYTES = 3 * 1024 * 1024  # SLS counts MB as 1024 * 1024 bytes, like its official SDKs
+MAX_NAME_BYTES = 128
+#: Tags that identify each request of an export, so the rare duplicate can be found with a query.
+EXPORT_TAG = "sls_export"
+SEQ_TAG = "sls_seq"
+_SEQ_WIDTH = 12  # room reserved in the envelope for the sequence number
+ON_OVERSIZE = ("fail", "skip")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One PutWebTracking request, uncompressed. ``seq`` numbers the export's requests from 0."""
+
+    seq: int
+    topic: str
+    body: bytes
+    logs: int
+
+
+def _check_name(what: str, value: str) -> None:
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise SlsInputError(f"The {what} {value[:40]!r}... is over {MAX_NAME_BYTES} bytes, the SLS limit.")
+
+
+@dataclass
+class _OpenRequest:
+    parts: list[bytes] = field(default_factory=list)
+    logs: int = 0
+    size: int = 0  # bytes of the rows joined by commas
+
+
+class Packer:
+    """Cut rows into requests.
+
+    :param source: ``__source__`` of every request.
+    :param tags: ``__tags__`` of every request (string values).
+    :param export_id: when given, each request also carries tags ``sls_export`` (this id) and
+        ``sls_seq`` (its sequence number).
+    :param max_logs: logs per request, at most 4096.
+    :param max_bytes: uncompressed body bytes per request, at most 3 MiB.
+    :param on_oversize: ``"fail"`` raises on a row that cannot fit in a request alone;
+        ``"skip"`` leaves it out and counts it in :attr:`skipped_rows`.
+    :param max_pending_bytes: bytes held in open requests across topics before the largest are sent.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        tags: Mapping[str, str] | None = None,
+        export_id: str | None = None,
+        max_logs: int = MAX_LOGS,
+        max_bytes: int = MAX_BYTES,
+        on_oversize: str = "fail",
+        max_pending_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        if not 1 <= max_logs <= MAX_LOGS:
+            raise SlsInputError(f"max_logs must be between 1 and {MAX_LOGS}, got {max_logs}")
+        if not 1024 <= max_bytes <= MAX_BYTES:
+            raise SlsInputError(f"max_bytes must be between 1024 and {MAX_BYTES}, got {max_bytes}")
+        if on_oversize not in ON_OVERSIZE:
+            raise SlsInputError(f"on_oversize must be one of {ON_OVERSIZE}, got {on_oversize!r}")
+        _check_name("source", source)
+        self._source = source
+        self._tags = dict(tags or {})
+        for key, value in self._tags.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise SlsInputError(f"Tags must map strings to strings; got {key!r}: {value!r}")
+        self._export_id = export_id
+        self._max_logs = max_logs
+        self._max_bytes = max_bytes
+        self._on_oversize = on_oversize
+        self._max_pending = max_pending_bytes
+        self._open: dict[str, _OpenRequest] = {}
+        self._pending = 0
+        self._seq = 0
+        self._budget: dict[str, int] = {}
+        self.skipped_rows = 0
+        self.rows_by_topic: dict[str, int] = {}
+
+    def _envelope(self, topic: str, seq: int | str) -> tuple[bytes, bytes]:
+        tags = dict(self._tags)
+        if self._export_id is not None:
+            tags[EXPORT_TAG] = self._export_id
+            tags[SEQ_TAG] = str(seq)
+        head = {"__topic__": topic, "__source__": self._source, "__tags__": tags}
+        text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+        return (text[:-1] + ',"__logs__":[').encode("utf-8"), b"]}"
+
+    def _row_budget(self, topic: str) -> int:
+        """Bytes left for rows once the envelope (with the widest sequence number) is paid for."""
+        budget = self._budget.get(topic)
+        if budget is None:
+            _check_name("topic", topic)
+            head, tail = self._envelope(topic, "9" * _SEQ_WIDTH)
+            budget = self._budget[topic] = self._max_bytes - len(head) - len(tail)
+        return budget
+
+    def add(self, topic: str, rows: EncodedRows) -> Iterator[Request]:
+        """Add rows of one topic, in order; yield each request that fills up."""
+        budget = self._row_budget(topic)
+        ends = rows.ends
+        starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else ends
+        data = memoryview(rows.data)
+        i, n = 0, len(ends)
+        while i < n:
+            current = self._open.setdefault(topic, _OpenRequest())
+            room = budget - current.size - (1 if current.logs else 0)
+            # Rows i..j-1 joined by one separator each take ends[j-1] - starts[i] bytes.
+            j = int(np.searchsorted(ends, int(starts[i]) + room, side="right"))
+            j = min(j, i + self._max_logs - current.logs, n)
+            if j <= i:
+                if current.logs:
+                    yield self._flush(topic)
+                    continue
+                self._oversize(topic, int(ends[i] - starts[i]), budget)
+                i += 1
+                continue
+            part = bytes(data[int(starts[i]) : int(ends[j - 1])])
+            current.parts.append(part)
+            added = len(part) + (1 if current.logs else 0)
+            current.size += added
+            self._pending += added
+            current.logs += j - i
+            self.rows_by_topic[topic] = self.rows_by_topic.get(topic, 0) + (j - i)
+            i = j
+            if current.logs >= self._max_logs:
+                yield self._flush(topic)
+        while self._pending > self._max_pending and self._open:
+            largest = max(self._open, key=lambda t: self._open[t].size)
+            yield self._flush(largest)
+
+    def _oversize(self, topic: str, size: int, budget: int) -> None:
+        if self._on_oversize == "skip":
+            self.skipped_rows += 1
+            return
+        raise SlsInputError(
+            f"A row of topic {topic!r} is {size:,} bytes as JSON; a request holds at most {budget:,} bytes "
+            f"of rows ({self._max_bytes:,} with its envelope). Shorten it, or pass on_oversize='skip'."
+        )
+
+    def _flush(self, topic: str) -> Request:
+        current = self._open.pop(topic)
+        self._pending -= current.size
+        head, tail = self._envelope(topic, self._seq)
+        body = head + b",".join(current.parts).replace(b"\n", b",") + tail
+        request = Request(seq=self._seq, topic=topic, body=body, logs=current.logs)
+        self._seq += 1
+        return request
+
+    def finish(self) -> Iterator[Request]:
+        """Yield the requests still open, in the order their topics first appeared."""
+        for topic in list(self._open):
+            if self._open[topic].logs:
+                yield self._flush(topic)

@@ -1,0 +1,120 @@
+"""How one Python value becomes the string SLS stores.
+
+SLS keeps every value as a string, so each type needs one documented spelling. This module is the
+reference: the columnar encoder (:mod:`.encode`) must produce exactly what :func:`to_text` returns,
+and does so through faster vectorised paths where the dtype allows. A missing value (``None``,
+NaN, NaT, ``pd.NA``) returns ``None``: the key is then left out of that log.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def to_text(value: Any) -> str | None:
+    """Return the string sent for ``value``, or ``None`` when the key is to be left out."""
+    convert = _CONVERTERS.get(type(value))
+    if convert is not None:
+        return convert(value)
+    return _to_text_slow(value)
+
+
+def _float(value: float) -> str | None:
+    value = float(value)
+    return None if math.isnan(value) else repr(value)
+
+
+def _decimal(value: decimal.Decimal) -> str | None:
+    return None if value.is_nan() else str(value)
+
+
+def _bytes(value: bytes | bytearray | memoryview) -> str:
+    # Bytes have no text of their own; base64 is lossless and survives any later decoding.
+    return base64.b64encode(bytes(value)).decode("ascii")
+
+
+def _timestamp(value: pd.Timestamp) -> str | None:
+    return None if value is pd.NaT else value.isoformat()
+
+
+def _timedelta(value: dt.timedelta | np.timedelta64) -> str | None:
+    td = pd.Timedelta(value)
+    return None if td is pd.NaT else td.isoformat()
+
+
+def _json_default(value: Any) -> Any:
+    text = to_text(value)
+    return text
+
+
+def to_json_text(value: Any) -> str:
+    """Compact JSON for dicts, lists and arrays, non-ASCII kept; other values inside via :func:`to_text`."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _to_text_slow(value: Any) -> str | None:
+    """Values whose exact type is not in the table: subclasses, numpy scalars, pandas missing markers."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return _float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, pd.Timestamp):
+        return _timestamp(value)
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else pd.Timestamp(value).isoformat()
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta | np.timedelta64):
+        return _timedelta(value)
+    if isinstance(value, decimal.Decimal):
+        return _decimal(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _bytes(value)
+    if isinstance(value, Mapping | list | tuple | set | frozenset | np.ndarray):
+        if isinstance(value, set | frozenset):
+            value = sorted(value, key=repr)
+        return to_json_text(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+_CONVERTERS: dict[type, Callable[[Any], str | None]] = {
+    str: lambda v: v,
+    bool: lambda v: "true" if v else "false",
+    int: str,
+    float: _float,
+    type(None): lambda v: None,
+    decimal.Decimal: _decimal,
+    dt.datetime: dt.datetime.isoformat,
+    dt.date: dt.date.isoformat,
+    dt.time: dt.time.isoformat,
+    pd.Timestamp: _timestamp,
+    dt.timedelta: _timedelta,
+    pd.Timedelta: _timedelta,
+    bytes: _bytes,
+    bytearray: _bytes,
+    memoryview: _bytes,
+    dict: to_json_text,
+    list: to_json_text,
+    tuple: to_json_text,
+    uuid.UUID: str,
+}

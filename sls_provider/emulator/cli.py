@@ -1,0 +1,95 @@
+"""``sls-emulator``: run the emulator from the command line until Ctrl-C or SIGTERM.
+
+The first line of stdout is the endpoint (flushed, so scripts can wait for it); one line per
+request goes to stderr. Binds to 127.0.0.1 unless ``--host`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from sls_provider.emulator.records import Record
+from sls_provider.emulator.server import SlsEmulator
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _logstore(text: str) -> tuple[str, str]:
+    project, _, logstore = text.partition("/")
+    if not project or not logstore or "/" in logstore:
+        raise argparse.ArgumentTypeError(f"expected PROJECT/LOGSTORE, got {text!r}")
+    return project, logstore
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sls-emulator", description="Local SLS PutWebTracking emulator.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1 only)")
+    parser.add_argument("--port", type=int, default=9090, help="port (0 picks a free one; default 9090)")
+    parser.add_argument(
+        "--db", help="SQLite file keeping logstores and logs across restarts (default: memory)"
+    )
+    parser.add_argument(
+        "--logstore",
+        action="append",
+        type=_logstore,
+        default=[],
+        metavar="PROJECT/LOGSTORE",
+        help="create this logstore with web tracking on (repeatable)",
+    )
+    parser.add_argument("--auto-create", action="store_true", help="create unknown logstores on first write")
+    parser.add_argument("--quiet", action="store_true", help="no per-request lines on stderr")
+    return parser
+
+
+def _log_line(rec: Record) -> None:
+    where = f"{rec['project']}/{rec['logstore']}" if rec["logstore"] else "-"
+    code = rec["error_code"] or ("dropped" if rec["status"] == 0 else "OK")
+    fault = f" fault={rec['fault']}" if rec["fault"] else ""
+    print(
+        f"{rec['method']} {rec['path']} {where} {rec['status']} {code} logs={rec['logs']}"
+        f" bytes={rec['body_bytes']}/{rec['raw_bytes']}{fault}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _bind_note(host: str) -> str:
+    if host in _LOOPBACK:
+        return f"bound to {host} only; pass --host 0.0.0.0 to expose it"
+    return f"bound to {host}: reachable from other machines, with no authentication"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    emu = SlsEmulator(
+        args.host,
+        args.port,
+        args.db,
+        auto_create=args.auto_create,
+        logstores=args.logstore,
+        on_request=None if args.quiet else _log_line,
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    emu.start()
+    print(f"SLS emulator listening on {emu.endpoint} ({_bind_note(args.host)})", flush=True)
+    try:
+        while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+            pass
+    finally:
+        emu.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""``SlsEmulator``: a local Simple Log Service that accepts PutWebTracking, served on a thread.
+
+Binds to 127.0.0.1 unless told otherwise: the emulator has no authentication, so exposing it
+(``host="0.0.0.0"``) is an explicit choice.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from http.server import ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from sls_provider.emulator.faults import FaultInjector
+from sls_provider.emulator.handler import EmulatorHandler
+from sls_provider.emulator.query import select_logs
+from sls_provider.emulator.records import Record, RequestLog
+from sls_provider.emulator.sqlite_store import SqliteStore
+from sls_provider.emulator.state import EmulatorState
+from sls_provider.emulator.store import CountKey, MemoryStore, Store
+
+
+class _Server(ThreadingHTTPServer):
+    """Threaded server that remembers open connections so ``stop()`` can end keep-alive threads."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.state = state
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, EmulatorHandler)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._open_lock:
+                self._open.discard(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            for conn in self._open:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-answer is normal here (faults, truncated uploads): stay quiet."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, OSError)):
+            return
+        super().handle_error(request, client_address)
+
+
+class SlsEmulator:
+    """A local SLS endpoint for tests and demos.
+
+    ``with SlsEmulator() as emu:`` serves on ``emu.endpoint`` (127.0.0.1, a free port) until the
+    block ends. ``db_path=None`` keeps everything in memory; a file path keeps logstores and logs
+    in SQLite across restarts. ``auto_create=True`` creates unknown project/logstores (web
+    tracking on) on their first write.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        db_path: str | None = None,
+        *,
+        auto_create: bool = False,
+        logstores: Iterable[tuple[str, str]] = (),
+        on_request: Callable[[Record], None] | None = None,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self.db_path = db_path
+        store: Store = SqliteStore(str(db_path)) if db_path else MemoryStore()
+        self._state = EmulatorState(store=store, auto_create=auto_create, on_request=on_request)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        for project, logstore in logstores:
+            self.create_logstore(project, logstore)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> SlsEmulator:
+        """Bind and serve on a daemon thread; returns ``self``. Port 0 picks a free port."""
+        if self._server is not None:
+            return self
+        self._server = _Server((self.host, self._port), self._state)
+        self._port = self._server.server_address[1]
+        # A short poll interval makes stop() take ~50 ms instead of the default 0.5 s.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="sls-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close open connections. Stored logs stay readable; ``start()`` again works."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.close_connections()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def close(self) -> None:
+        """Stop and release the database (the emulator is unusable afterwards)."""
+        self.stop()
+        self._state.store.close()
+
+    def __enter__(self) -> SlsEmulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The bound port once started (the requested one before)."""
+        return self._port
+
+    @property
+    def endpoint(self) -> str:
+        """``http://host:port``; a wildcard bind is reported as the loopback address to connect to."""
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self._port}" if ":" in host else f"http://{host}:{self._port}"
+
+    # -- logstores -------------------------------------------------------------------------
+    def create_logstore(self, project: str, logstore: str, web_tracking: bool = True) -> None:
+        """Create (or update the web-tracking switch of) a logstore; creating a project implicitly."""
+        self._state.store.put_logstore(project, logstore, web_tracking)
+
+    def set_web_tracking(self, project: str, logstore: str, enabled: bool) -> None:
+        """Switch web tracking; ``KeyError`` if the logstore does not exist."""
+        if self._state.store.logstore(project, logstore) is None:
+            raise KeyError(f"{project}/{logstore}")
+        self._state.store.put_logstore(project, logstore, enabled)
+
+    # -- what was stored -------------------------------------------------------------------
+    def get_logs(
+        self,
+        project: str,
+        logstore: str,
+        topic: str | None = None,
+        *,
+        query: str | None = None,
+        from_time: int | None = None,
+        to_time: int | None = None,
+        offset: int = 0,
+        line: int | None = None,
+        reverse: bool = False,
+    ) -> list[dict[str, str]]:
+        """Stored logs as GetLogs returns them (flat dicts), in arrival order; no line cap."""
+        return select_logs(
+            self._state.store.batches(project, logstore, topic),
+            query=query,
+            from_time=from_time,
+            to_time=to_time,
+            offset=offset,
+            line=line,
+            reverse=reverse,
+        )
+
+    def count(self, project: str, logstore: str, topic: str | None = None) -> int:
+        """Logs stored in a logstore (for one topic if given), without parsing them."""
+        return sum(b.count for b in self._state.store.batches(project, logstore, topic))
+
+    def counts(self) -> dict[CountKey, int]:
+        """``{(project, logstore, topic): n}`` for every non-empty combination."""
+        return self._state.store.counts()
+
+    @property
+    def requests(self) -> RequestLog:
+        return self._state.requests
+
+    @property
+    def faults(self) -> FaultInjector:
+        return self._state.faults
+
+    def clear(self) -> None:
+        """Drop stored logs, the request record and fault counters; logstores and armed faults stay."""
+        self._state.store.clear_logs()
+        self._state.requests.clear()
+        self._state.faults.reset_counters()

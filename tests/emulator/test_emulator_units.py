@@ -1,0 +1,48 @@
+"""Pure functions: project from Host, and the GetLogs query subset."""
+
+from __future__ import annotations
+
+import pytest
+
+from sls_provider.emulator.hosts import project_from_host
+from sls_provider.emulator.messages import SlsError
+from sls_provider.emulator.query import compile_query
+
+
+@pytest.mark.parametrize(
+    ("host", "project"),
+    [
+        ("proj.127.0.0.1:9090", "proj"),
+        ("proj.sls.test:9090", "proj"),
+        ("proj.sls.test", "proj"),
+        ("my-proj.cn-hangzhou.log.aliyuncs.com", "my-proj"),
+        ("PROJ.localhost:80", "proj"),
+        ("127.0.0.1:9090", None),
+        ("127.0.0.1", None),
+        ("localhost", None),
+        ("localhost:9090", None),
+        ("[::1]:9090", None),
+        ("emulator:9090", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_project_from_host(host: str | None, project: str | None) -> None:
+    assert project_from_host(host) == project
+
+
+def test_query_terms() -> None:
+    row = {"__topic__": "a b", "k": "value", "__tag__:env": "prod"}
+    assert compile_query("*") is None and compile_query("") is None
+    for text, expected in [
+        ('__topic__: "a b"', True),
+        ("k: value", True),
+        ("k: val*", True),
+        ("k: other", False),
+        ("k: value AND __tag__:env: prod", True),
+        ("missing: x", False),
+    ]:
+        predicate = compile_query(text)
+        assert predicate is not None and predicate(row) is expected, text
+    with pytest.raises(SlsError):
+        compile_query("k: value or k: other")
