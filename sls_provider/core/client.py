@@ -118,7 +118,7 @@ class WebTrackingClient:
         self.timeout = timeout
         self.verify = verify
         self.retry = retry or RetryPolicy()
-        self._on_retry = on_retry
+        self.on_retry = on_retry
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -186,8 +186,8 @@ class WebTrackingClient:
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, SlsServiceError) and self._on_retry:
-                self._on_retry(error)
+            if isinstance(error, SlsServiceError) and self.on_retry:
+                self.on_retry(error)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.deadline),

@@ -108,7 +108,7 @@ class Packer:
         text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
         return (text[:-1] + ',"__logs__":[').encode("utf-8"), b"]}"
 
-    def _row_budget(self, topic: str) -> int:
+    def row_budget(self, topic: str) -> int:
         """Bytes left for rows once the envelope (with the widest sequence number) is paid for."""
         budget = self._budget.get(topic)
         if budget is None:
@@ -119,7 +119,7 @@ class Packer:
 
     def add(self, topic: str, rows: EncodedRows) -> Iterator[Request]:
         """Add rows of one topic, in order; yield each request that fills up."""
-        budget = self._row_budget(topic)
+        budget = self.row_budget(topic)
         ends = rows.ends
         starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else ends
         data = memoryview(rows.data)

@@ -1,0 +1,347 @@
+"""An export: DataFrame chunks -> topics -> encoded rows -> requests -> concurrent sends -> summary.
+
+Data flows one way. The calling thread reads chunks, encodes and packs them, and hands each full
+request to a thread pool; at most ``2 * max_workers`` requests are in flight, so memory is bounded by
+the chunk size plus that many request bodies, whatever the table size. Completions are handled in
+the calling thread, which keeps the summary and the resume ledger free of locks (but the retry count,
+which the client reports from worker threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sls_provider.core.client import Sent, WebTrackingClient
+from sls_provider.core.encode import EncodedRows, column_text, encode_frame
+from sls_provider.core.errors import SlsInputError, SlsServiceError
+from sls_provider.core.keys import KEY_POLICIES, resolve_keys
+from sls_provider.core.ledger import Ledger
+from sls_provider.core.pack import MAX_BYTES, MAX_LOGS, ON_OVERSIZE, Packer, Request
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How rows become requests.
+
+    :param topic: ``__topic__`` of every row, unless ``topic_column`` is given.
+    :param topic_column: a column whose value is each row's topic (null -> ``""``); the column
+        itself is not sent.
+    :param source: ``__source__`` of every request; ``None`` -> this machine's host name.
+    :param tags: ``__tags__`` of every request.
+    :param key_policy: ``"strict"`` (bad column names fail the export) or ``"sanitize"``.
+    :param on_oversize: ``"fail"`` or ``"skip"`` a row too large for a request on its own.
+    :param max_logs: logs per request (at most 4096).
+    :param max_bytes: uncompressed bytes per request, envelope included (at most 3 MiB).
+    :param max_workers: concurrent requests.
+    :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found.
+    :param progress_interval: seconds between progress log lines.
+    """
+
+    topic: str = ""
+    topic_column: str | None = None
+    source: str | None = None
+    tags: Mapping[str, str] | None = None
+    key_policy: str = "strict"
+    on_oversize: str = "fail"
+    max_logs: int = MAX_LOGS
+    max_bytes: int = MAX_BYTES
+    max_workers: int = 4
+    export_id: str | None = None
+    progress_interval: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.key_policy not in KEY_POLICIES:
+            raise SlsInputError(f"key_policy must be one of {KEY_POLICIES}, got {self.key_policy!r}")
+        if self.on_oversize not in ON_OVERSIZE:
+            raise SlsInputError(f"on_oversize must be one of {ON_OVERSIZE}, got {self.on_oversize!r}")
+        if not isinstance(self.max_workers, int) or not 1 <= self.max_workers <= 64:
+            raise SlsInputError(f"max_workers must be an integer from 1 to 64, got {self.max_workers!r}")
+        if not isinstance(self.topic, str):
+            raise SlsInputError(f"topic must be a string, got {type(self.topic).__name__}")
+
+
+@dataclass
+class ExportSummary:
+    """What an export did. ``rows`` counts rows the service acknowledged (this try and earlier ones
+    of the same export); ``topics`` maps each topic to its rows."""
+
+    rows: int = 0
+    requests: int = 0
+    raw_bytes: int = 0
+    sent_bytes: int = 0
+    topics: dict[str, int] = field(default_factory=dict)
+    skipped_rows: int = 0
+    retries: int = 0
+    #: retries after a failure the service may have stored anyway (lost answer, 5xx): each can leave
+    #: one duplicate request, findable by its ``sls_export``/``sls_seq`` tags.
+    possible_duplicates: int = 0
+    resumed_requests: int = 0
+    resumed_rows: int = 0
+    export_id: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        text = (
+            f"{self.rows:,} rows in {self.requests:,} requests to {len(self.topics)} topic(s), "
+            f"{self.raw_bytes / 1e6:,.1f} MB raw, {self.sent_bytes / 1e6:,.1f} MB sent, "
+            f"{self.seconds:,.1f} s ({rate:,.0f} rows/s)"
+        )
+        extras = {
+            "skipped oversize rows": self.skipped_rows,
+            "retries": self.retries,
+            "possible duplicate requests": self.possible_duplicates,
+            "requests already stored by an earlier try": self.resumed_requests,
+        }
+        return text + "".join(f"; {name}: {value:,}" for name, value in extras.items() if value)
+
+
+class _RetryCounter:
+    """Counts retries reported by the client from its worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.retries = 0
+        self.ambiguous = 0
+
+    def __call__(self, error: SlsServiceError) -> None:
+        # A 5xx may come after the service stored the logs, like a lost answer.
+        maybe_stored = error.ambiguous or (error.status is not None and error.status >= 500)
+        with self._lock:
+            self.retries += 1
+            self.ambiguous += maybe_stored
+        log.warning("Retrying: %s", error)
+
+
+class Exporter:
+    """Runs one export through a :class:`WebTrackingClient`.
+
+    :param client: sends the requests (its ``on_retry`` is set to count retries).
+    :param options: the :class:`ExportOptions`.
+    :param ledger: acknowledged requests of earlier tries, to skip; updated as requests complete.
+    """
+
+    def __init__(
+        self, client: WebTrackingClient, options: ExportOptions, ledger: Ledger | None = None
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.ledger = ledger
+        self._retry = _RetryCounter()
+        client.on_retry = self._retry
+        self._keys: dict[tuple, list[str]] = {}
+        self.summary = ExportSummary(export_id=options.export_id)
+        self._flushed = time.monotonic()
+
+    # -- rows -> requests ---------------------------------------------------------------------
+
+    def _keys_for(self, columns: list) -> list[str]:
+        signature = tuple(columns)
+        keys = self._keys.get(signature)
+        if keys is None:
+            keys = self._keys[signature] = resolve_keys(columns, self.options.key_policy)
+        return keys
+
+    def _topics(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, np.ndarray | None]]]:
+        """Split off the topic column: the frame to encode, and (topic, row positions) groups in
+        order of first appearance (``None`` positions: every row)."""
+        name = self.options.topic_column
+        if name is None:
+            return chunk, [(self.options.topic, None)]
+        if name not in chunk.columns:
+            raise SlsInputError(
+                f"topic_column {name!r} is not a column of the data; columns are {list(chunk.columns)!r}"
+            )
+        text = column_text(chunk[name], "topic").fill_null("").to_numpy()
+        codes, uniques = pd.factorize(text)
+        frame = chunk.drop(columns=[name])
+        if len(uniques) == 1:
+            return frame, [(str(uniques[0]), None)]
+        order = np.argsort(codes, kind="stable")
+        bounds = np.cumsum(np.bincount(codes, minlength=len(uniques)))[:-1]
+        groups = np.split(order, bounds)
+        return frame, [(str(topic), rows) for topic, rows in zip(uniques, groups, strict=True)]
+
+    def _check_sizes(self, packer: Packer, topic: str, rows: EncodedRows, first_row: int,
+                     positions: np.ndarray | None) -> None:
+        """Fail on a row too large for any request before a single request of its chunk is sent."""
+        if self.options.on_oversize != "fail" or not len(rows):
+            return
+        sizes = np.diff(rows.ends, prepend=-1) - 1
+        budget = packer.row_budget(topic)
+        big = np.flatnonzero(sizes > budget)
+        if len(big):
+            where = [first_row + int(positions[i] if positions is not None else i) for i in big[:5]]
+            raise SlsInputError(
+                f"{len(big):,} row(s) are too large for one request: row {where[0]:,} (0-based, topic "
+                f"{topic!r}) is {int(sizes[big[0]]):,} bytes as JSON, and a request holds at most "
+                f"{budget:,} bytes of rows ({self.options.max_bytes:,} with its envelope); rows "
+                f"{where!r}. Shorten them, or pass on_oversize='skip' to leave them out."
+            )
+
+    def requests(self, chunks: Iterable[pd.DataFrame], packer: Packer) -> Iterator[Request]:
+        """Every request of the export, in sequence order."""
+        first_row = 0
+        for chunk in chunks:
+            if not isinstance(chunk, pd.DataFrame):
+                raise SlsInputError(f"Expected a pandas DataFrame, got {type(chunk).__name__}")
+            frame, groups = self._topics(chunk)
+            keys = self._keys_for(list(frame.columns))
+            encoded = encode_frame(frame, keys)
+            parts = [(topic, encoded if rows is None else encoded.take(rows), rows) for topic, rows in groups]
+            for topic, rows, positions in parts:
+                self._check_sizes(packer, topic, rows, first_row, positions)
+            for topic, rows, _ in parts:
+                yield from packer.add(topic, rows)
+            first_row += len(chunk)
+        yield from packer.finish()
+
+    # -- requests -> service ------------------------------------------------------------------
+
+    def run(self, chunks: Iterable[pd.DataFrame]) -> ExportSummary:
+        """Send every row of ``chunks``; return the summary, or raise the first final error after
+        the requests in flight have finished (so the ledger knows everything acknowledged)."""
+        options = self.options
+        packer = Packer(
+            source=options.source if options.source is not None else socket.gethostname(),
+            tags=options.tags,
+            export_id=options.export_id,
+            max_logs=options.max_logs,
+            max_bytes=options.max_bytes,
+            on_oversize=options.on_oversize,
+        )
+        started = last_report = time.monotonic()
+        summary = self.summary
+        in_flight: dict[Future[Sent], Request] = {}
+        failure: BaseException | None = None
+        pool = ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="sls-send")
+        try:
+            for request in self.requests(chunks, packer):
+                if self.ledger is not None and self.ledger.is_acked(request):
+                    self._count(request, sent_bytes=0)
+                    summary.resumed_requests += 1
+                    summary.resumed_rows += request.logs
+                    continue
+                while len(in_flight) >= 2 * options.max_workers:
+                    failure = self._collect(in_flight, FIRST_COMPLETED)
+                    if failure:
+                        raise failure
+                in_flight[pool.submit(self.client.send, request)] = request
+                if time.monotonic() - last_report >= options.progress_interval:
+                    last_report = time.monotonic()
+                    self._progress(started)
+            while in_flight:
+                failure = self._collect(in_flight, FIRST_COMPLETED)
+                if failure:
+                    raise failure
+        except BaseException:
+            # Let what is already on the wire finish, so its acknowledgements reach the ledger.
+            for future in in_flight:
+                future.cancel()
+            self._collect(in_flight, None)
+            log.error("SLS export stopped after %s", self.summary.line())
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            summary.skipped_rows = packer.skipped_rows
+            summary.retries = self._retry.retries
+            summary.possible_duplicates = self._retry.ambiguous
+            summary.seconds = round(time.monotonic() - started, 3)
+            if self.ledger is not None:
+                self.ledger.flush()
+        log.info("SLS export done: %s", summary.line())
+        if self.ledger is not None and self.ledger.mismatches:
+            log.warning(
+                "%d request(s) acknowledged by an earlier try differ now (the input changed between "
+                "tries) and were sent again: their rows may be stored twice.",
+                self.ledger.mismatches,
+            )
+        return summary
+
+    def _collect(self, in_flight: dict[Future[Sent], Request], when: str | None) -> BaseException | None:
+        """Wait for in-flight requests (the first to finish, or all when ``when`` is None); account
+        for those done and return the first error among them."""
+        done, _ = wait(list(in_flight), return_when=when or "ALL_COMPLETED")
+        failure = None
+        for future in done:
+            request = in_flight.pop(future)
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if error is not None:
+                failure = failure or error
+                continue
+            self._count(request, sent_bytes=future.result().sent_bytes)
+            if self.ledger is not None:
+                self.ledger.record(request)
+        # Persisting costs a call to Airflow's state store: do it every few seconds, and on failure.
+        if self.ledger is not None and (failure or time.monotonic() - self._flushed > 2.0):
+            self.ledger.flush()
+            self._flushed = time.monotonic()
+        return failure
+
+    def _count(self, request: Request, *, sent_bytes: int) -> None:
+        summary = self.summary
+        summary.rows += request.logs
+        summary.requests += 1
+        summary.raw_bytes += len(request.body)
+        summary.sent_bytes += sent_bytes
+        summary.topics[request.topic] = summary.topics.get(request.topic, 0) + request.logs
+
+    def _progress(self, started: float) -> None:
+        s = self.summary
+        elapsed = time.monotonic() - started
+        log.info(
+            "SLS export: %s rows in %s requests, %.1f MB raw, %.1f MB sent, %s rows/s",
+            f"{s.rows:,}", f"{s.requests:,}", s.raw_bytes / 1e6, s.sent_bytes / 1e6,
+            f"{s.rows / elapsed:,.0f}" if elapsed else "-",
+        )
+
+
+def frames_from_records(records: Iterable[Mapping[str, Any]], chunksize: int) -> Iterator[pd.DataFrame]:
+    """Chunks of object columns from mappings, keeping each value's own type (no int -> float for
+    keys missing from some records). A key missing from a record is left out of that log."""
+    batch: list[Mapping[str, Any]] = []
+    for number, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise SlsInputError(f"Log #{number} is a {type(record).__name__}, not a mapping of key -> value")
+        batch.append(record)
+        if len(batch) >= chunksize:
+            yield _object_frame(batch)
+            batch = []
+    if batch:
+        yield _object_frame(batch)
+
+
+def _object_frame(batch: list[Mapping[str, Any]]) -> pd.DataFrame:
+    names: dict[Any, None] = {}
+    for record in batch:
+        names.update(dict.fromkeys(record))
+    columns = {name: pd.Series([r.get(name) for r in batch], dtype=object) for name in names}
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(batch)))
+
+
+def frames_from_rows(rows: Iterable[tuple], names: list[str]) -> pd.DataFrame:
+    """One chunk of object columns from DB-API rows: values keep the driver's types, so an integer
+    column holding NULLs still sends ``"3"``, exactly as a DataFrame with an ``Int64`` column would."""
+    rows = list(rows)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return pd.DataFrame(
+        {i: pd.Series(list(col), dtype=object) for i, col in enumerate(columns)},
+        index=pd.RangeIndex(len(rows)),
+    ).set_axis(names, axis=1)
