@@ -87,7 +87,8 @@ def column_text(column: pd.Series, name: str) -> pl.Series:
         if dtype.kind == "f":
             return _float_text(name, column.to_numpy())
         if dtype.kind == "M":
-            return _datetime_text(pl.Series(name, column.to_numpy()))
+            # from_pandas also takes datetime64[s] (pandas >= 2), which pl.Series(numpy) refuses.
+            return _datetime_text(pl.from_pandas(column).rename(name))
     elif isinstance(dtype, pd.DatetimeTZDtype):
         return _datetime_text(pl.from_pandas(column).rename(name))
     elif isinstance(dtype, pd.StringDtype):
@@ -110,7 +111,7 @@ def object_text(name: str, values: list) -> pl.Series:
     if types == {int}:
         try:
             return pl.Series(name, values, dtype=pl.Int64).cast(pl.String)
-        except (OverflowError, pl.exceptions.PolarsError):
+        except (OverflowError, TypeError, pl.exceptions.PolarsError):
             pass  # beyond int64: the general path spells it with str()
     elif types == {float}:
         return _float_text(name, np.array([np.nan if v is None else v for v in values], dtype=np.float64))
@@ -120,7 +121,8 @@ def object_text(name: str, values: list) -> pl.Series:
 
 
 def _strings(name: str, texts: list) -> pl.Series:
-    texts = [None if isinstance(t, float) else t for t in texts] if _has_float_nan(texts) else texts
+    if _has_float_nan(texts):
+        texts = [None if isinstance(t, float) or t is pd.NA else t for t in texts]
     try:
         return pl.Series(name, texts, dtype=pl.String)
     except (UnicodeEncodeError, pl.exceptions.PolarsError) as err:
@@ -137,11 +139,15 @@ def _strings(name: str, texts: list) -> pl.Series:
 
 
 def _has_float_nan(values: list) -> bool:
-    # pandas 3 string columns hand back NaN (a float), not None, for missing values.
-    return any(isinstance(v, float) for v in values)
+    # pandas 3 string columns hand back NaN (a float), not None, for missing values; "string[python]"
+    # hands back pd.NA.
+    return any(isinstance(v, float) or v is pd.NA for v in values)
 
 
 def _float_text(name: str, values: np.ndarray) -> pl.Series:
+    # to_text() spells float32/float16 values as the float64 they widen to; polars would print the
+    # shorter float32 digits (0.1 where repr(float(np.float32(0.1))) is 0.10000000149011612).
+    values = values.astype(np.float64, copy=False)
     text = pl.Series(name, values).fill_nan(None).cast(pl.String)
     # polars and repr() agree on the shortest round-trip digits, but polars writes small magnitudes
     # positionally (0.00001) where repr() switches to an exponent (1e-05) below 1e-4.

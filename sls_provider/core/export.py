@@ -262,6 +262,7 @@ class Exporter:
             summary.retries = self._retry.retries
             summary.possible_duplicates = self._retry.ambiguous
             summary.seconds = round(time.monotonic() - started, 3)
+            summary.topics = dict(sorted(summary.topics.items()))
             if self.ledger is not None:
                 self.ledger.flush()
         log.info("SLS export done: %s", summary.line())

@@ -53,8 +53,17 @@ def _timedelta(value: dt.timedelta | np.timedelta64) -> str | None:
 
 
 def _json_default(value: Any) -> Any:
-    text = to_text(value)
-    return text
+    # Containers and numpy scalars nested inside a dict/list stay JSON arrays, objects, numbers and
+    # booleans; spelling them with to_text() would nest JSON text as a quoted string.
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.bool_ | np.integer | np.floating):
+        return value.item()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return to_text(value)
 
 
 def to_json_text(value: Any) -> str:

@@ -1,0 +1,163 @@
+"""Export a DataFrame or the results of a SQL query to an SLS logstore."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from airflow.sdk import BaseHook, BaseOperator
+
+from sls_provider.core.compress import check_compress_type
+from sls_provider.core.export import ExportOptions, frames_from_rows
+from sls_provider.core.ledger import Ledger
+from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
+from sls_provider.hooks.web_tracking import DEFAULT_CHUNKSIZE, SlsWebTrackingHook, dataframe_chunks
+from sls_provider.sources.sql import stream_query
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: Key under which the resume ledger is kept in ``context["task_state_store"]``.
+STATE_KEY = "sls_export_ledger"
+
+
+class SlsWebTrackingOperator(BaseOperator):
+    """Send rows to an Alibaba Cloud SLS logstore through PutWebTracking: a DataFrame (or an upstream
+    task's DataFrame via XCom), or the results of ``sql`` on any common.sql connection, streamed.
+
+    Rows are grouped by topic, packed into requests as full as the limits allow, compressed and sent
+    on ``max_workers`` threads; transient failures are retried. Each acknowledged request is recorded
+    in the task's state store, so a retry of the task sends only what the earlier try did not.
+    Returns (to XCom) the summary: ``rows``, ``requests``, ``raw_bytes``, ``sent_bytes``, ``topics``,
+    ``skipped_rows``, ``retries``, ``possible_duplicates``, ``resumed_requests``, ``export_id``...
+
+    :param sls_conn_id: the ``sls`` connection.
+    :param project: SLS project (templated); overrides the connection's.
+    :param logstore: logstore (templated); overrides the connection's.
+    :param sql: a query, or a path to a ``.sql`` file (templated); needs ``sql_conn_id``.
+    :param sql_conn_id: any connection whose hook is a common.sql ``DbApiHook``.
+    :param parameters: query parameters (templated), in the driver's paramstyle.
+    :param dataframe: a DataFrame, or an ``XComArg`` resolving to one (templated).
+    :param topic: ``__topic__`` of every row (templated), unless ``topic_column`` is given.
+    :param topic_column: column holding each row's topic (null -> ``""``); the column is not sent.
+    :param source: ``__source__`` (templated); default: the worker's host name.
+    :param tags: ``__tags__`` of every request (templated), string values.
+    :param compress_type: ``lz4``, ``deflate`` or ``none``; default: the connection's, else ``lz4``.
+    :param max_workers: requests sent concurrently.
+    :param chunksize: rows read and encoded at a time.
+    :param key_policy: ``strict`` (bad column names fail the task before sending) or ``sanitize``.
+    :param on_oversize: ``fail`` or ``skip`` (and count) a row too large for a request.
+    :param max_logs: logs per request (at most 4096).
+    :param max_bytes: uncompressed bytes per request (at most 3 MiB).
+    :param resume: skip requests a failed earlier try of this task instance already delivered.
+    """
+
+    template_fields: Sequence[str] = (
+        "sql", "topic", "source", "tags", "parameters", "project", "logstore", "dataframe",
+    )
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql", "parameters": "json", "tags": "json"}
+    ui_color = "#ff6a00"
+
+    def __init__(
+        self,
+        *,
+        sls_conn_id: str = SlsWebTrackingHook.default_conn_name,
+        project: str | None = None,
+        logstore: str | None = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        dataframe: Any = None,
+        topic: str = "",
+        topic_column: str | None = None,
+        source: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        compress_type: str | None = None,
+        max_workers: int = 4,
+        chunksize: int = DEFAULT_CHUNKSIZE,
+        key_policy: str = "strict",
+        on_oversize: str = "fail",
+        max_logs: int = MAX_LOGS,
+        max_bytes: int = MAX_BYTES,
+        resume: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (sql is None) == (dataframe is None):
+            raise ValueError(f"{self.task_id}: pass exactly one of sql= or dataframe=")
+        if sql is not None and not sql_conn_id:
+            raise ValueError(f"{self.task_id}: sql= needs sql_conn_id= (the connection to run it on)")
+        if not isinstance(chunksize, int) or chunksize < 1:
+            raise ValueError(f"{self.task_id}: chunksize must be a positive integer, got {chunksize!r}")
+        self.sls_conn_id = sls_conn_id
+        self.project = project
+        self.logstore = logstore
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.parameters = parameters
+        self.dataframe = dataframe
+        self.topic = topic
+        self.topic_column = topic_column
+        self.source = source
+        self.tags = tags
+        self.compress_type = check_compress_type(compress_type) if compress_type else None
+        self.chunksize = chunksize
+        self.resume = resume
+        # Validated here so a typo fails at DAG parse time, not in the middle of a run.
+        self.export_options = ExportOptions(
+            topic_column=topic_column,
+            key_policy=key_policy,
+            on_oversize=on_oversize,
+            max_workers=max_workers,
+            max_logs=max_logs,
+            max_bytes=max_bytes,
+        )
+
+    @cached_property
+    def hook(self) -> SlsWebTrackingHook:
+        return SlsWebTrackingHook(
+            sls_conn_id=self.sls_conn_id,
+            project=self.project,
+            logstore=self.logstore,
+            compress_type=self.compress_type,
+        )
+
+    def _frames(self) -> Iterator[pd.DataFrame]:
+        if self.dataframe is not None:
+            return dataframe_chunks(self.dataframe, self.chunksize)
+        sql_hook = BaseHook.get_connection(self.sql_conn_id).get_hook()
+        return stream_query(sql_hook, self.sql, self.parameters, self.chunksize, frames_from_rows)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        export_id = export_id_for(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+        options = replace(
+            self.export_options, topic=self.topic, source=self.source, tags=self.tags, export_id=export_id
+        )
+        store = context.get("task_state_store") if self.resume else None
+        ledger = None
+        if store is not None:
+            ledger = Ledger(export_id, store.get(STATE_KEY), save=lambda state: store.set(STATE_KEY, state))
+            if len(ledger):
+                self.log.info(
+                    "Resuming export %s: %d request(s) were acknowledged by an earlier try and are "
+                    "not sent again", export_id, len(ledger),
+                )
+        summary = self.hook.export(self._frames(), options, ledger)
+        if store is not None:
+            # Done: a cleared and re-run task is a new export, not a resume of this one.
+            store.delete(STATE_KEY)
+        self.log.info("SLS export summary: %s", summary.line())
+        return summary.to_dict()
+
+
+def export_id_for(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
+    """A stable id for one task instance's export, the same on every try (so retries can resume
+    and duplicates can be traced), and short enough to tag every request with."""
+    key = f"{dag_id}\x00{task_id}\x00{run_id}\x00{map_index}".encode()
+    return hashlib.sha256(key).hexdigest()[:16]

@@ -1,0 +1,170 @@
+"""The operator inside real DAG runs (``dag.test()`` on a SQLite metadata DB) against the emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.dag_processing.bundles.manager import DagBundlesManager
+from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+from airflow.sdk import DAG, task
+
+from sls_provider.emulator import SlsEmulator
+from sls_provider.operators.web_tracking import SlsWebTrackingOperator
+from tests.conftest import LOGSTORE, PROJECT
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def content(log: dict[str, str]) -> dict[str, str]:
+    """A stored log without the service's own fields."""
+    return {k: v for k, v in log.items() if not k.startswith("__")}
+
+
+def run(dag: DAG) -> str:
+    """Run ``dag`` with ``dag.test()`` and return the run's state.
+
+    ``dag.test()`` only runs DAGs it finds serialized in the metadata DB; DAGs defined inside a
+    test are not in any bundle's files, so they are written there first, as the DAG processor would.
+    """
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=os.devnull)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return str(dag.test(logical_date=START).state)
+
+
+def test_dataframe_from_upstream_taskflow_task(sls_conn: SlsEmulator, tmp_path: Path) -> None:
+    out = tmp_path / "summary.json"
+    with DAG("df_export", schedule=None, start_date=START) as dag:
+
+        @task
+        def build() -> pd.DataFrame:
+            return pd.DataFrame(
+                {
+                    "user": ["ann", "bob", "chloé", None, "eve"],
+                    "clicks": pd.array([3, None, 7, 1, 0], dtype="Int64"),
+                    "kind": ["view", "buy", "view", None, "buy"],
+                    "at": pd.to_datetime(["2026-01-01T10:00:00Z"] * 5),
+                }
+            )
+
+        export = SlsWebTrackingOperator(
+            task_id="export", dataframe=build(), topic_column="kind", tags={"run": "{{ run_id }}"}
+        )
+
+        @task
+        def keep(summary: dict) -> None:
+            out.write_text(json.dumps(summary))
+
+        keep(export.output)
+
+    assert run(dag) == "success"
+    summary = json.loads(out.read_text())
+    assert summary["rows"] == 5
+    assert summary["topics"] == {"": 1, "buy": 2, "view": 2}
+    assert summary["requests"] == 3  # one per topic
+    assert summary["raw_bytes"] > summary["sent_bytes"] > 0
+
+    logs = sls_conn.get_logs(PROJECT, LOGSTORE)
+    assert len(logs) == 5
+    by_topic = {t: [content(log) for log in logs if log["__topic__"] == t] for t in ("view", "buy", "")}
+    stamp = "2026-01-01T10:00:00+00:00"
+    assert by_topic["view"] == [
+        {"user": "ann", "clicks": "3", "at": stamp},
+        {"user": "chloé", "clicks": "7", "at": stamp},
+    ]
+    assert by_topic["buy"] == [{"user": "bob", "at": stamp}, {"user": "eve", "clicks": "0", "at": stamp}]
+    assert by_topic[""] == [{"clicks": "1", "at": stamp}]
+    run_tags = {log["__tag__:run"] for log in logs}
+    assert len(run_tags) == 1 and run_tags.pop().startswith("manual__")  # the template was rendered
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "warehouse.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (id INTEGER, page TEXT, amount NUMERIC, score REAL, topic TEXT)")
+        db.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+            [
+                (i, f"/p/{i % 7}" if i % 5 else None, None if i % 3 == 0 else i * 10, i / 4, f"t{i % 3}")
+                for i in range(10_000)
+            ],
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    return path
+
+
+def test_sql_query_on_sqlite_connection(sls_conn: SlsEmulator, warehouse: Path, tmp_path: Path) -> None:
+    (tmp_path / "events.sql").write_text("SELECT * FROM events WHERE id < {{ params.limit }} ORDER BY id")
+    with DAG(
+        "sql_export", schedule=None, start_date=START, template_searchpath=[str(tmp_path)],
+        params={"limit": 9000},
+    ) as dag:
+        SlsWebTrackingOperator(
+            task_id="export", sql="events.sql", sql_conn_id="warehouse", topic_column="topic",
+            chunksize=1000, max_logs=500,
+        )
+    assert run(dag) == "success"
+
+    assert sls_conn.counts() == {(PROJECT, LOGSTORE, f"t{k}"): 3000 for k in range(3)}
+    logs = sls_conn.get_logs(PROJECT, LOGSTORE)
+    ids = sorted(int(log["id"]) for log in logs)
+    assert ids == list(range(9000))  # each row exactly once
+    by_id = {int(log["id"]): content(log) for log in logs}
+    assert by_id[3] == {"id": "3", "page": "/p/3", "score": "0.75"}  # NULL amount -> key left out
+    assert by_id[5] == {"id": "5", "amount": "50", "score": "1.25"}  # NULL page -> key left out
+    assert by_id[8] == {"id": "8", "page": "/p/1", "amount": "80", "score": "2.0"}
+    # Order within a topic is the query's order.
+    t1 = [int(log["id"]) for log in logs if log["__topic__"] == "t1"]
+    assert t1 == sorted(t1)
+    # 3000 rows per topic at 500 logs per request.
+    assert len(sls_conn.requests.where(status=200)) == 18
+
+
+def test_same_row_same_log_from_dataframe_and_cursor(sls_conn: SlsEmulator, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "w.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (n INTEGER, x REAL, s TEXT, b BLOB)")
+        rows = [(1, 0.1, "a", b"\x00\xff"), (None, None, None, None)]
+        db.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+    monkeypatch.setenv("AIRFLOW_CONN_W", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    frame = pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "x": [0.1, None], "s": ["a", None],
+                          "b": [b"\x00\xff", None]})
+    with DAG("same_row", schedule=None, start_date=START) as dag:
+        SlsWebTrackingOperator(task_id="from_sql", sql="SELECT * FROM t", sql_conn_id="w", topic="sql")
+        SlsWebTrackingOperator(task_id="from_df", dataframe=frame, topic="df")
+    assert run(dag) == "success"
+    from_sql = [content(log) for log in sls_conn.get_logs(PROJECT, LOGSTORE, topic="sql")]
+    from_df = [content(log) for log in sls_conn.get_logs(PROJECT, LOGSTORE, topic="df")]
+    assert from_sql == from_df == [{"n": "1", "x": "0.1", "s": "a", "b": "AP8="}, {}]
+
+
+def test_decimal_and_dates_from_python_objects(sls_conn: SlsEmulator) -> None:
+    frame = pd.DataFrame(
+        {"d": [Decimal("1.10")], "day": [dt.date(2026, 2, 3)], "ts": [dt.datetime(2026, 2, 3, 4, 5, 6, 7)]}
+    )
+    with DAG("objects", schedule=None, start_date=START) as dag:
+        SlsWebTrackingOperator(task_id="export", dataframe=frame, compress_type="deflate")
+    assert run(dag) == "success"
+    [log] = sls_conn.get_logs(PROJECT, LOGSTORE)
+    assert content(log) == {"d": "1.10", "day": "2026-02-03", "ts": "2026-02-03T04:05:06.000007"}
+    assert sls_conn.requests.where(status=200)[0]["compress_type"] == "deflate"
+
+
+def test_bad_column_names_fail_before_anything_is_sent(sls_conn: SlsEmulator) -> None:
+    frame = pd.DataFrame({"ok": [1], "bad key": [2], "1st": [3]})
+    with DAG("bad_keys", schedule=None, start_date=START) as dag:
+        SlsWebTrackingOperator(task_id="export", dataframe=frame)
+    assert run(dag) == "failed"
+    assert sls_conn.requests.snapshot() == []
