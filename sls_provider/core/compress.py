@@ -30,7 +30,10 @@ def compress(body: bytes, kind: str) -> bytes:
         return lz4.block.compress(body, store_size=False)
     if kind == "deflate":
         return zlib.compress(body, 6)
-    return body
+    if kind == "none":
+        return body
+    # An unknown name would otherwise send the body uncompressed under a wrong x-log-compresstype.
+    raise SlsConfigError(f"compress_type must be one of {COMPRESS_TYPES}, got {kind!r}")
 
 
 def decompress(data: bytes, kind: str, raw_size: int) -> bytes:
@@ -39,4 +42,6 @@ def decompress(data: bytes, kind: str, raw_size: int) -> bytes:
         return lz4.block.decompress(data, uncompressed_size=raw_size)
     if kind == "deflate":
         return zlib.decompress(data)
-    return data
+    if kind == "none":
+        return data
+    raise SlsConfigError(f"compress_type must be one of {COMPRESS_TYPES}, got {kind!r}")

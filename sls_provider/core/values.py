@@ -79,6 +79,8 @@ def _to_text_slow(value: Any) -> str | None:
         return None
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
+    if isinstance(value, np.timedelta64):  # a numpy integer subclass: not to be spelled as digits
+        return _timedelta(value)
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
