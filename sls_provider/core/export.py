@@ -13,9 +13,10 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,8 @@ class ExportOptions:
     :param max_logs: logs per request (at most 4096).
     :param max_bytes: uncompressed bytes per request, envelope included (at most 3 MiB).
     :param max_workers: concurrent requests.
-    :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found.
+    :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found;
+        ``None`` -> a random id.
     :param progress_interval: seconds between progress log lines.
     """
 
@@ -145,6 +147,10 @@ class Exporter:
         self._retry = _RetryCounter()
         client.on_retry = self._retry
         self._keys: dict[tuple, list[str]] = {}
+        if options.export_id is None:
+            # Every export is tagged, so a duplicate left by an ambiguous failure can be found.
+            options = replace(options, export_id=uuid.uuid4().hex[:16])
+            self.options = options
         self.summary = ExportSummary(export_id=options.export_id)
         self._flushed = time.monotonic()
 

@@ -1,0 +1,153 @@
+"""SlsWebTrackingHook over real HTTP against the emulator."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sls_provider.core.errors import SlsConfigError, SlsInputError, SlsRequestError
+from sls_provider.emulator import SlsEmulator
+from sls_provider.hooks.web_tracking import SlsWebTrackingHook
+from tests.conftest import LOGSTORE, PROJECT, sls_connection
+
+
+def content(log: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in log.items() if not k.startswith("__")}
+
+
+def test_put_dataframe_several_topics_and_tags(sls_conn: SlsEmulator) -> None:
+    n = 30_000
+    topics = np.array(["checkout", "search", "", "home"])[np.arange(n) % 4]
+    frame = pd.DataFrame({"seq": np.arange(n), "topic": topics, "note": ["x" * (i % 50) for i in range(n)]})
+    frame.loc[frame.index % 4 == 2, "topic"] = None  # null topic -> ""
+    summary = SlsWebTrackingHook().put_dataframe(
+        frame,
+        topic_column="topic",
+        source="batch-7",
+        tags={"team": "growth", "env": "test"},
+        max_logs=1000,
+        chunksize=7_000,
+    )
+    assert summary.rows == n
+    assert summary.topics == {"": n // 4, "checkout": n // 4, "home": n // 4, "search": n // 4}
+    assert sls_conn.counts() == {(PROJECT, LOGSTORE, t): n // 4 for t in ("", "checkout", "home", "search")}
+    ok = sls_conn.requests.where(status=200)
+    assert summary.requests == len(ok)
+    assert all(r["logs"] <= 1000 for r in ok)
+    assert len({r["topic"] for r in ok}) == 4
+    assert summary.raw_bytes == sum(r["raw_bytes"] for r in ok)
+    assert summary.sent_bytes == sum(r["body_bytes"] for r in ok)
+
+    logs = sls_conn.get_logs(PROJECT, LOGSTORE)
+    assert sorted(int(log["seq"]) for log in logs) == list(range(n))
+    for log in logs:
+        assert log["__source__"] == "batch-7"
+        assert log["__tag__:team"] == "growth" and log["__tag__:env"] == "test"
+        assert "topic" not in log  # the topic column is not sent
+        seq = int(log["seq"])
+        assert log["__topic__"] == ["checkout", "search", "", "home"][seq % 4]
+        assert log.get("note", "") == "x" * (seq % 50)  # "" is sent as ""
+    # Row order within a topic is kept: by request sequence number (requests travel concurrently, so
+    # arrival order is not the order sent), then by position within the request.
+    stored = sls_conn.get_logs(PROJECT, LOGSTORE, topic="search")
+    assert len({log["__tag__:sls_export"] for log in stored}) == 1
+    in_order = sorted(enumerate(stored), key=lambda p: (int(p[1]["__tag__:sls_seq"]), p[0]))
+    search = [int(log["seq"]) for _, log in in_order]
+    assert search == list(range(1, n, 4))
+
+
+def test_put_logs_keeps_each_values_type(sls_conn: SlsEmulator) -> None:
+    logs = [{"n": 3, "ok": True}, {"n": None, "x": 2.5, "tags": ["a", "é"]}, {"nested": {"k": 1}}]
+    summary = SlsWebTrackingHook().put_logs(iter(logs), topic="api", source="me")
+    assert (summary.rows, summary.requests, summary.topics) == (3, 1, {"api": 3})
+    stored = [content(log) for log in sls_conn.get_logs(PROJECT, LOGSTORE, topic="api")]
+    assert stored == [{"n": "3", "ok": "true"}, {"x": "2.5", "tags": '["a","é"]'}, {"nested": '{"k":1}'}]
+
+
+@pytest.mark.parametrize("compress_type", ["lz4", "deflate", "none"])
+def test_each_compression_from_the_connection(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch, compress_type: str
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint, compress_type=compress_type)
+    )
+    summary = SlsWebTrackingHook().put_logs([{"a": "b" * 100}] * 50)
+    [request] = emulator.requests.where(status=200)
+    assert request["compress_type"] == (None if compress_type == "none" else compress_type)
+    assert summary.sent_bytes == request["body_bytes"]
+    assert (summary.sent_bytes < summary.raw_bytes) == (compress_type != "none")
+    assert emulator.count(PROJECT, LOGSTORE) == 50
+
+
+def test_hook_arguments_override_the_connection(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.create_logstore("other-proj", "other-store", web_tracking=True)
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint))
+    SlsWebTrackingHook(project="other-proj", logstore="other-store").put_logs([{"a": "1"}])
+    assert emulator.counts() == {("other-proj", "other-store", ""): 1}
+
+
+def test_missing_project_is_named(emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLS_DEFAULT", json.dumps({"conn_type": "sls", "host": emulator.endpoint})
+    )
+    with pytest.raises(SlsConfigError, match="project or logstore"):
+        SlsWebTrackingHook().put_logs([{"a": "1"}])
+
+
+def test_web_tracking_off_is_a_clear_final_error(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.create_logstore(PROJECT, "closed", web_tracking=False)
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint))
+    with pytest.raises(SlsRequestError, match="403 Unauthorized.*Web tracking may be off") as raised:
+        SlsWebTrackingHook(logstore="closed").put_logs([{"a": "1"}])
+    assert raised.value.status == 403
+    assert len(emulator.requests.snapshot()) == 1  # not retried
+
+
+def test_bad_input_is_refused_before_sending(sls_conn: SlsEmulator) -> None:
+    hook = SlsWebTrackingHook()
+    with pytest.raises(SlsInputError, match="use put_dataframe"):
+        hook.put_logs(pd.DataFrame({"a": [1]}))
+    with pytest.raises(SlsInputError, match="Log #1 is a list"):
+        hook.put_logs([{"a": 1}, ["not", "a", "mapping"]])
+    with pytest.raises(SlsInputError, match=r"'bad key'.*'1st'"):
+        hook.put_dataframe(pd.DataFrame({"bad key": [1], "ok": [2], "1st": [3]}))
+    with pytest.raises(SlsInputError, match="topic_column 'nope'"):
+        hook.put_dataframe(pd.DataFrame({"a": [1]}), topic_column="nope")
+    big = pd.DataFrame({"payload": ["a", "b" * 5000, "c"]})
+    with pytest.raises(SlsInputError, match="row 1 .* 5,01[0-9] bytes"):
+        hook.put_dataframe(big, max_bytes=4096)
+    assert sls_conn.requests.snapshot() == []
+
+
+def test_oversize_rows_can_be_skipped_and_counted(sls_conn: SlsEmulator) -> None:
+    big = pd.DataFrame({"payload": ["a", "b" * 5000, "c"]})
+    summary = SlsWebTrackingHook().put_dataframe(big, max_bytes=4096, on_oversize="skip")
+    assert (summary.rows, summary.skipped_rows) == (2, 1)
+    assert [log["payload"] for log in sls_conn.get_logs(PROJECT, LOGSTORE)] == ["a", "c"]
+    assert "skipped oversize rows: 1" in summary.line()
+
+
+def test_sanitize_policy_rewrites_bad_keys(sls_conn: SlsEmulator) -> None:
+    SlsWebTrackingHook().put_dataframe(
+        pd.DataFrame({"user id": [1], "1st": [2], "ok": [3]}), key_policy="sanitize"
+    )
+    [log] = sls_conn.get_logs(PROJECT, LOGSTORE)
+    assert content(log) == {"user_id": "1", "_1st": "2", "ok": "3"}
+
+
+def test_repr_and_settings_hide_the_secret(emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = json.loads(sls_connection(emulator.endpoint, security_token="sts-token-value"))
+    conn.update(login="LTAI5tAccessKeyId", password="very-secret-key-value")
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", json.dumps(conn))
+    hook = SlsWebTrackingHook()
+    text = repr(hook) + repr(hook.settings)
+    assert hook.settings.access_key_secret == "very-secret-key-value"  # read, but never shown
+    for secret in ("very-secret-key-value", "sts-token-value", "LTAI5tAccessKeyId"):
+        assert secret not in text
