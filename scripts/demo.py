@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".demo"
+WORK = Path(os.environ.get("SLS_DEMO_DIR", ROOT / ".demo"))
 DAY, OTHER_DAY = "2026-03-01", "2026-03-02"
 EVENT_TYPES = ("page_view", "click", "add_to_cart", "purchase", "signup")
 PROJECT, LOGSTORE = "demo-project", "web-events"
