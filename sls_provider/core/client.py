@@ -43,6 +43,12 @@ class RetryPolicy:
     backoff: float = 0.2
     max_backoff: float = 20.0
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"retry attempts must be at least 1, got {self.attempts}")
+        if self.deadline <= 0 or self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError("retry deadline must be positive, backoffs not negative")
+
 
 @dataclass(frozen=True)
 class Sent:

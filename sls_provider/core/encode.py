@@ -90,7 +90,7 @@ def column_text(column: pd.Series, name: str) -> pl.Series:
             # from_pandas also takes datetime64[s] (pandas >= 2), which pl.Series(numpy) refuses.
             return _datetime_text(pl.from_pandas(column).rename(name))
     elif isinstance(dtype, pd.DatetimeTZDtype):
-        return _datetime_text(pl.from_pandas(column).rename(name))
+        return _aware_datetime_text(column, name)
     elif isinstance(dtype, pd.StringDtype):
         if dtype.storage == "pyarrow":
             return pl.from_pandas(column).rename(name)  # zero-copy from the arrow buffers
@@ -99,6 +99,26 @@ def column_text(column: pd.Series, name: str) -> pl.Series:
         # Nullable Int64 / boolean: polars keeps the mask, so NULLs never turn ints into floats.
         return pl.from_pandas(column).rename(name).cast(pl.String)
     return object_text(name, column.tolist())
+
+
+def _aware_datetime_text(column: pd.Series, name: str) -> pl.Series:
+    """isoformat() of tz-aware stamps: the wall-clock time, then the UTC offset, both from pandas.
+    Polars' zone rules disagree with Python's after 2037 (no DST), and its ``%:z`` drops the seconds
+    of local mean time offsets before ~1900 (``-04:56:02``)."""
+    wall = column.dt.tz_localize(None)
+    seconds = (wall - column.dt.tz_convert("UTC").dt.tz_localize(None)).dt.total_seconds()
+    codes, inverse = np.unique(seconds.fillna(0).to_numpy(dtype=np.int64), return_inverse=True)
+    offsets = pl.Series(name, [_offset_text(int(c)) for c in codes], dtype=pl.String)[inverse.ravel()]
+    text = _datetime_text(pl.from_pandas(wall).rename(name))
+    return pl.DataFrame({"t": text, "o": offsets}).select(pl.concat_str("t", "o").alias(name)).to_series()
+
+
+def _offset_text(seconds: int) -> str:
+    """A UTC offset as isoformat() writes it: ``+HH:MM``, with ``:SS`` only when there are seconds."""
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
 
 
 def object_text(name: str, values: list) -> pl.Series:

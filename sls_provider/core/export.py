@@ -48,6 +48,7 @@ class ExportOptions:
     :param max_workers: concurrent requests.
     :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found;
         ``None`` -> a random id.
+    :param trace_tags: send those two tags (turn off only if the logstore's tags must stay as given).
     :param progress_interval: seconds between progress log lines.
     """
 
@@ -61,6 +62,7 @@ class ExportOptions:
     max_bytes: int = MAX_BYTES
     max_workers: int = 4
     export_id: str | None = None
+    trace_tags: bool = True
     progress_interval: float = 30.0
 
     def __post_init__(self) -> None:
@@ -153,6 +155,7 @@ class Exporter:
             self.options = options
         self.summary = ExportSummary(export_id=options.export_id)
         self._flushed = time.monotonic()
+        self._stopping = threading.Event()
 
     # -- rows -> requests ---------------------------------------------------------------------
 
@@ -226,7 +229,7 @@ class Exporter:
         packer = Packer(
             source=options.source if options.source is not None else socket.gethostname(),
             tags=options.tags,
-            export_id=options.export_id,
+            export_id=options.export_id if options.trace_tags else None,
             max_logs=options.max_logs,
             max_bytes=options.max_bytes,
             on_oversize=options.on_oversize,
@@ -247,7 +250,7 @@ class Exporter:
                     failure = self._collect(in_flight, FIRST_COMPLETED)
                     if failure:
                         raise failure
-                in_flight[pool.submit(self.client.send, request)] = request
+                in_flight[pool.submit(self._send, request)] = request
                 if time.monotonic() - last_report >= options.progress_interval:
                     last_report = time.monotonic()
                     self._progress(started)
@@ -280,6 +283,16 @@ class Exporter:
             )
         return summary
 
+    def _send(self, request: Request) -> Sent | None:
+        """Runs on a worker thread. After a final failure, requests not yet started are not sent."""
+        if self._stopping.is_set():
+            return None
+        try:
+            return self.client.send(request)
+        except BaseException:
+            self._stopping.set()
+            raise
+
     def _collect(self, in_flight: dict[Future[Sent], Request], when: str | None) -> BaseException | None:
         """Wait for in-flight requests (the first to finish, or all when ``when`` is None); account
         for those done and return the first error among them."""
@@ -293,7 +306,10 @@ class Exporter:
             if error is not None:
                 failure = failure or error
                 continue
-            self._count(request, sent_bytes=future.result().sent_bytes)
+            sent = future.result()
+            if sent is None:
+                continue  # not started: the export is stopping
+            self._count(request, sent_bytes=sent.sent_bytes)
             if self.ledger is not None:
                 self.ledger.record(request)
         # Persisting costs a call to Airflow's state store: do it every few seconds, and on failure.

@@ -131,11 +131,13 @@ class Packer:
             j = int(np.searchsorted(ends, int(starts[i]) + room, side="right"))
             j = min(j, i + self._max_logs - current.logs, n)
             if j <= i:
-                if current.logs:
-                    yield self._flush(topic)
+                size = int(ends[i] - starts[i])
+                if size > budget:
+                    # Too big even alone: skip (or fail) without cutting the open request short.
+                    self._oversize(topic, size, budget)
+                    i += 1
                     continue
-                self._oversize(topic, int(ends[i] - starts[i]), budget)
-                i += 1
+                yield self._flush(topic)  # the row fits an empty request, so this one holds rows
                 continue
             part = bytes(data[int(starts[i]) : int(ends[j - 1])])
             current.parts.append(part)

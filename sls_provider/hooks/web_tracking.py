@@ -36,6 +36,7 @@ class SlsSettings:
     # The secret and the STS token are kept out of reprs, logs and XCom on purpose.
     access_key_secret: str | None
     security_token: str | None
+    retry: RetryPolicy
 
     def __repr__(self) -> str:
         return (
@@ -70,7 +71,9 @@ class SlsWebTrackingHook(BaseHook):
     :param logstore: the logstore; overrides the connection's ``extra.logstore``.
     :param compress_type: overrides the connection's ``extra.compress_type`` (default ``lz4``).
     :param timeout: overrides the connection's ``extra.timeout`` (default 30 s).
-    :param retry: how transient failures are retried (:class:`~sls_provider.core.client.RetryPolicy`).
+    :param retry: how transient failures are retried (:class:`~sls_provider.core.client.RetryPolicy`);
+        overrides the connection's ``extra.retry_attempts``/``retry_deadline``/``retry_backoff``/
+        ``retry_max_backoff``.
     """
 
     conn_name_attr = "sls_conn_id"
@@ -142,7 +145,28 @@ class SlsWebTrackingHook(BaseHook):
             access_key_id=conn.login or None,
             access_key_secret=conn.password or None,
             security_token=extra.get("security_token") or None,
+            retry=self.retry or self._retry_policy(extra),
         )
+
+    def _retry_policy(self, extra: Mapping[str, Any]) -> RetryPolicy:
+        """``retry_attempts``, ``retry_deadline``, ``retry_backoff`` and ``retry_max_backoff`` from
+        the connection's extra, each falling back to :class:`RetryPolicy`'s default."""
+        fields = {"attempts": int, "deadline": float, "backoff": float, "max_backoff": float}
+        given = {}
+        for name, kind in fields.items():
+            value = extra.get(f"retry_{name}")
+            if value is None:
+                continue
+            try:
+                given[name] = kind(value)
+            except (TypeError, ValueError) as err:
+                raise SlsConfigError(
+                    f"Connection {self.sls_conn_id!r}: extra.retry_{name} must be a number, got {value!r}"
+                ) from err
+        try:
+            return RetryPolicy(**given)
+        except ValueError as err:
+            raise SlsConfigError(f"Connection {self.sls_conn_id!r}: {err}") from err
 
     @cached_property
     def target(self) -> Target:
@@ -162,7 +186,7 @@ class SlsWebTrackingHook(BaseHook):
             compress_type=settings.compress_type,
             timeout=settings.timeout,
             verify=settings.verify,
-            retry=self.retry,
+            retry=settings.retry,
         )
 
     def export(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from airflow.sdk import BaseHook, BaseOperator
 
+from sls_provider.core.client import RetryPolicy
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.export import ExportOptions, frames_from_rows
 from sls_provider.core.ledger import Ledger
@@ -53,7 +55,12 @@ class SlsWebTrackingOperator(BaseOperator):
     :param on_oversize: ``fail`` or ``skip`` (and count) a row too large for a request.
     :param max_logs: logs per request (at most 4096).
     :param max_bytes: uncompressed bytes per request (at most 3 MiB).
-    :param resume: skip requests a failed earlier try of this task instance already delivered.
+    :param resume: skip requests a failed earlier try of this task instance already delivered
+        (needs Airflow's ``task_state_store``, 3.3+). Sound only on the same rows in the same order:
+        give SQL sources an ``ORDER BY``.
+    :param trace_tags: tag each request with ``sls_export`` (the export id) and ``sls_seq`` (its
+        number), so a duplicate left by a lost answer can be found with a query.
+    :param retry: how transient failures are retried; default: the connection's settings.
     """
 
     template_fields: Sequence[str] = (
@@ -85,6 +92,8 @@ class SlsWebTrackingOperator(BaseOperator):
         max_logs: int = MAX_LOGS,
         max_bytes: int = MAX_BYTES,
         resume: bool = True,
+        trace_tags: bool = True,
+        retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -108,6 +117,7 @@ class SlsWebTrackingOperator(BaseOperator):
         self.compress_type = check_compress_type(compress_type) if compress_type else None
         self.chunksize = chunksize
         self.resume = resume
+        self.retry = retry
         # Validated here so a typo fails at DAG parse time, not in the middle of a run.
         self.export_options = ExportOptions(
             topic_column=topic_column,
@@ -116,6 +126,7 @@ class SlsWebTrackingOperator(BaseOperator):
             max_workers=max_workers,
             max_logs=max_logs,
             max_bytes=max_bytes,
+            trace_tags=trace_tags,
         )
 
     @cached_property
@@ -125,6 +136,7 @@ class SlsWebTrackingOperator(BaseOperator):
             project=self.project,
             logstore=self.logstore,
             compress_type=self.compress_type,
+            retry=self.retry,
         )
 
     def _frames(self) -> Iterator[pd.DataFrame]:
@@ -140,9 +152,19 @@ class SlsWebTrackingOperator(BaseOperator):
             self.export_options, topic=self.topic, source=self.source, tags=self.tags, export_id=export_id
         )
         store = context.get("task_state_store") if self.resume else None
+        if self.resume and store is None:
+            self.log.warning(
+                "This Airflow has no task_state_store (3.3+): resume is off, and a retry of this task "
+                "sends every row again."
+            )
         ledger = None
         if store is not None:
-            ledger = Ledger(export_id, store.get(STATE_KEY), save=lambda state: store.set(STATE_KEY, state))
+            ledger = Ledger(
+                export_id,
+                self.fingerprint(options),
+                store.get(STATE_KEY),
+                save=lambda state: store.set(STATE_KEY, state),
+            )
             if len(ledger):
                 self.log.info(
                     "Resuming export %s: %d request(s) were acknowledged by an earlier try and are "
@@ -154,6 +176,20 @@ class SlsWebTrackingOperator(BaseOperator):
             store.delete(STATE_KEY)
         self.log.info("SLS export summary: %s", summary.line())
         return summary.to_dict()
+
+    def fingerprint(self, options: ExportOptions) -> str:
+        """What must not change between tries for a resume to be sound: the query and its
+        parameters, the target and the options that decide how rows become requests. (The rows
+        themselves are checked request by request, see :mod:`sls_provider.core.ledger`.)"""
+        facts = {
+            "sql": self.sql,
+            "parameters": self.parameters,
+            "target": [self.sls_conn_id, self.project, self.logstore],
+            "options": {k: v for k, v in options.__dict__.items() if k not in ("progress_interval",)},
+            "chunksize": self.chunksize,
+        }
+        text = json.dumps(facts, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def export_id_for(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:

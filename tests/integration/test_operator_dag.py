@@ -4,42 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from airflow.dag_processing.bundles.manager import DagBundlesManager
-from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 from airflow.sdk import DAG, task
 
 from sls_provider.emulator import SlsEmulator
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from tests.conftest import LOGSTORE, PROJECT
+from tests.dagrun import START, run
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
-START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def content(log: dict[str, str]) -> dict[str, str]:
     """A stored log without the service's own fields."""
     return {k: v for k, v in log.items() if not k.startswith("__")}
-
-
-def run(dag: DAG) -> str:
-    """Run ``dag`` with ``dag.test()`` and return the run's state.
-
-    ``dag.test()`` only runs DAGs it finds serialized in the metadata DB; DAGs defined inside a
-    test are not in any bundle's files, so they are written there first, as the DAG processor would.
-    """
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=os.devnull)
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    return str(dag.test(logical_date=START).state)
 
 
 def test_dataframe_from_upstream_taskflow_task(sls_conn: SlsEmulator, tmp_path: Path) -> None:

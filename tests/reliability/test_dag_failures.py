@@ -1,0 +1,104 @@
+"""Final errors and task retries inside real DAG runs (``dag.test()``) against the emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from airflow.sdk import DAG, task
+
+from sls_provider.emulator import SlsEmulator
+from sls_provider.operators.web_tracking import SlsWebTrackingOperator
+from tests.conftest import LOGSTORE, PROJECT, sls_connection
+from tests.dagrun import START, run
+from tests.reliability.test_transient_faults import frame, stored_batches
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+@pytest.mark.parametrize(
+    "code, status, make_it_happen",
+    [
+        ("InvalidKey", 400, lambda emu: emu.faults.fail_next(1, status=400, error_code="InvalidKey")),
+        ("LogStoreNotExist", 404, lambda emu: None),  # the operator names a logstore that does not exist
+        ("Unauthorized", 403, lambda emu: emu.create_logstore(PROJECT, "closed", web_tracking=False)),
+    ],
+)
+def test_final_error_fails_the_task_after_one_request(
+    sls_conn: SlsEmulator, capsys: pytest.CaptureFixture[str], code: str, status: int, make_it_happen
+) -> None:
+    make_it_happen(sls_conn)
+    logstore = {"LogStoreNotExist": "missing", "Unauthorized": "closed"}.get(code, LOGSTORE)
+    with DAG(f"final_{code}", schedule=None, start_date=START) as dag:
+        SlsWebTrackingOperator(
+            task_id="export",
+            dataframe=frame(20_000),
+            logstore=logstore,
+            max_workers=1,
+            max_logs=1000,
+            retries=0,
+        )
+    assert run(dag) == "failed"
+    sent = sls_conn.requests.where(path=f"/logstores/{logstore}/track")
+    assert len(sent) == 1 and sent[0]["status"] == status and sent[0]["error_code"] == code
+    task_log = capsys.readouterr().out  # dag.test() prints the task's log
+    assert f"SlsRequestError: SLS answered {status} {code}" in task_log
+
+
+def test_task_retry_resumes_and_stores_every_row_once(
+    emulator: SlsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first try fails after some requests were acknowledged (a 503 with retries off on the
+    connection); Airflow retries the task, which sends only what the first try did not."""
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint, retry_attempts=1))
+    acked = Counter[str]()
+
+    def outage_after_ten(record: dict) -> None:
+        if record["status"] == 200:
+            acked["n"] += 1
+            if acked["n"] == 10:
+                emulator.faults.fail_next(1, status=503, error_code="ServerBusy")
+
+    emulator._state.on_request = outage_after_ten
+    out = tmp_path / "summary.json"
+    with DAG(
+        "resume",
+        schedule=None,
+        start_date=START,
+        default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=0)},
+    ) as dag:
+        export = SlsWebTrackingOperator(
+            task_id="export", dataframe=frame(), topic_column="topic", max_logs=2000, max_workers=2
+        )
+
+        @task
+        def keep(summary: dict) -> None:
+            out.write_text(json.dumps(summary))
+
+        keep(export.output)
+
+    assert run(dag) == "success"
+    assert emulator.faults.injected["fail_next"] == 1
+    summary = json.loads(out.read_text())
+    batches = stored_batches(emulator)
+    assert summary["requests"] == len(batches)  # the summary covers both tries
+    assert summary["resumed_requests"] >= 10
+    assert summary["rows"] == 200_000
+    assert all(n == 1 for n in batches.values()), "a request was stored twice"
+    ids = Counter(int(log["id"]) for log in emulator.get_logs(PROJECT, LOGSTORE))
+    assert len(ids) == 200_000 and set(ids.values()) == {1}
+
+
+def test_cleared_task_runs_a_fresh_export(sls_conn: SlsEmulator) -> None:
+    """The ledger is dropped when an export succeeds: running the task again sends everything."""
+    data = pd.DataFrame({"n": np.arange(10)})
+    with DAG("twice", schedule=None, start_date=START) as dag:
+        SlsWebTrackingOperator(task_id="export", dataframe=data)
+    assert run(dag) == "success"
+    assert run(dag) == "success"
+    assert sls_conn.count(PROJECT, LOGSTORE) == 20
