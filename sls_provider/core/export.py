@@ -9,6 +9,7 @@ which the client reports from worker threads).
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -30,6 +31,7 @@ from sls_provider.core.ledger import Ledger
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS, ON_OVERSIZE, Packer, Request
 
 log = logging.getLogger(__name__)
+MAX_VALUE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class ExportOptions:
     :param on_oversize: ``"fail"`` or ``"skip"`` a row too large for a request on its own.
     :param max_logs: logs per request (at most 4096).
     :param max_bytes: uncompressed bytes per request, envelope included (at most 3 MiB).
+    :param max_value_bytes: bytes of one value (1 MiB: SLS's documented limit for a value).
     :param max_workers: concurrent requests.
     :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found;
         ``None`` -> a random id.
@@ -60,6 +63,7 @@ class ExportOptions:
     on_oversize: str = "fail"
     max_logs: int = MAX_LOGS
     max_bytes: int = MAX_BYTES
+    max_value_bytes: int = MAX_VALUE_BYTES
     max_workers: int = 4
     export_id: str | None = None
     trace_tags: bool = True
@@ -156,6 +160,7 @@ class Exporter:
         self.summary = ExportSummary(export_id=options.export_id)
         self._flushed = time.monotonic()
         self._stopping = threading.Event()
+        self._skipped = 0
 
     # -- rows -> requests ---------------------------------------------------------------------
 
@@ -186,22 +191,52 @@ class Exporter:
         groups = np.split(order, bounds)
         return frame, [(str(topic), rows) for topic, rows in zip(uniques, groups, strict=True)]
 
-    def _check_sizes(self, packer: Packer, topic: str, rows: EncodedRows, first_row: int,
-                     positions: np.ndarray | None) -> None:
-        """Fail on a row too large for any request before a single request of its chunk is sent."""
-        if self.options.on_oversize != "fail" or not len(rows):
-            return
+    def _screen(
+        self, packer: Packer, topic: str, rows: EncodedRows, first_row: int, positions: np.ndarray | None
+    ) -> EncodedRows:
+        """Find rows that cannot be sent: larger than a request, or holding a value over the per-value
+        limit. Fail naming them before a single request of their chunk is sent, or, with
+        ``on_oversize="skip"``, drop and count them."""
+        if not len(rows):
+            return rows
         sizes = np.diff(rows.ends, prepend=-1) - 1
         budget = packer.row_budget(topic)
-        big = np.flatnonzero(sizes > budget)
-        if len(big):
-            where = [first_row + int(positions[i] if positions is not None else i) for i in big[:5]]
-            raise SlsInputError(
-                f"{len(big):,} row(s) are too large for one request: row {where[0]:,} (0-based, topic "
-                f"{topic!r}) is {int(sizes[big[0]]):,} bytes as JSON, and a request holds at most "
-                f"{budget:,} bytes of rows ({self.options.max_bytes:,} with its envelope); rows "
-                f"{where!r}. Shorten them, or pass on_oversize='skip' to leave them out."
+        limit = self.options.max_value_bytes
+        # A value can only be over the limit in a row whose whole JSON is: check those rows alone.
+        suspects = np.flatnonzero(sizes > min(budget, limit))
+        reasons: dict[int, str] = {}
+        for i in suspects.tolist():
+            if sizes[i] > budget:
+                reasons[i] = f"is {int(sizes[i]):,} bytes as JSON, over the {budget:,} a request holds"
+                continue
+            for key, value in json.loads(rows.row(i)).items():
+                if len(value.encode("utf-8")) > limit:
+                    reasons[i] = f"has a value of {len(value.encode('utf-8')):,} bytes in {key!r}"
+                    break
+        if not reasons:
+            return rows
+
+        def where(i: int) -> int:
+            return first_row + int(positions[i] if positions is not None else i)
+
+        if self.options.on_oversize == "skip":
+            self._skipped += len(reasons)
+            log.warning(
+                "Skipping %d row(s) of topic %r that cannot be sent: %s",
+                len(reasons),
+                topic,
+                "; ".join(f"row {where(i):,} {why}" for i, why in list(reasons.items())[:5]),
             )
+            keep = np.setdiff1d(np.arange(len(rows)), np.fromiter(reasons, dtype=np.int64))
+            return rows.take(keep)
+        listed = "; ".join(
+            f"row {where(i):,} (topic {topic!r}) {why}" for i, why in list(reasons.items())[:5]
+        )
+        raise SlsInputError(
+            f"{len(reasons):,} row(s) cannot be sent: {listed}. A request holds at most {budget:,} bytes "
+            f"of rows ({self.options.max_bytes:,} with its envelope) and a value at most {limit:,} "
+            f"bytes. Shorten them, or pass on_oversize='skip' to leave them out (they are counted)."
+        )
 
     def requests(self, chunks: Iterable[pd.DataFrame], packer: Packer) -> Iterator[Request]:
         """Every request of the export, in sequence order."""
@@ -213,9 +248,8 @@ class Exporter:
             keys = self._keys_for(list(frame.columns))
             encoded = encode_frame(frame, keys)
             parts = [(topic, encoded if rows is None else encoded.take(rows), rows) for topic, rows in groups]
-            for topic, rows, positions in parts:
-                self._check_sizes(packer, topic, rows, first_row, positions)
-            for topic, rows, _ in parts:
+            screened = [(t, self._screen(packer, t, rows, first_row, pos)) for t, rows, pos in parts]
+            for topic, rows in screened:
                 yield from packer.add(topic, rows)
             first_row += len(chunk)
         yield from packer.finish()
@@ -267,7 +301,7 @@ class Exporter:
             raise
         finally:
             pool.shutdown(wait=True)
-            summary.skipped_rows = packer.skipped_rows
+            summary.skipped_rows = packer.skipped_rows + self._skipped
             summary.retries = self._retry.retries
             summary.possible_duplicates = self._retry.ambiguous
             summary.seconds = round(time.monotonic() - started, 3)
@@ -331,7 +365,10 @@ class Exporter:
         elapsed = time.monotonic() - started
         log.info(
             "SLS export: %s rows in %s requests, %.1f MB raw, %.1f MB sent, %s rows/s",
-            f"{s.rows:,}", f"{s.requests:,}", s.raw_bytes / 1e6, s.sent_bytes / 1e6,
+            f"{s.rows:,}",
+            f"{s.requests:,}",
+            s.raw_bytes / 1e6,
+            s.sent_bytes / 1e6,
             f"{s.rows / elapsed:,.0f}" if elapsed else "-",
         )
 

@@ -38,8 +38,18 @@ class Request:
     logs: int
 
 
+def _check_utf8(what: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SlsInputError(
+            f"The {what} {value!r} is not valid UTF-8 (a lone surrogate); SLS refuses it (InvalidEncoding)."
+        ) from None
+
+
 def _check_name(what: str, value: str) -> None:
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+    _check_utf8(what, value)
+    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
         raise SlsInputError(f"The {what} {value[:40]!r}... is over {MAX_NAME_BYTES} bytes, the SLS limit.")
 
 
@@ -81,12 +91,18 @@ class Packer:
             raise SlsInputError(f"max_bytes must be between 1024 and {MAX_BYTES}, got {max_bytes}")
         if on_oversize not in ON_OVERSIZE:
             raise SlsInputError(f"on_oversize must be one of {ON_OVERSIZE}, got {on_oversize!r}")
+        if max_pending_bytes < 0:
+            raise SlsInputError(f"max_pending_bytes must be 0 or more, got {max_pending_bytes}")
         _check_name("source", source)
         self._source = source
         self._tags = dict(tags or {})
         for key, value in self._tags.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise SlsInputError(f"Tags must map strings to strings; got {key!r}: {value!r}")
+            _check_utf8("tag", key)
+            _check_utf8("tag", value)
+        if export_id is not None:
+            _check_utf8("export id", export_id)
         self._export_id = export_id
         self._max_logs = max_logs
         self._max_bytes = max_bytes

@@ -56,8 +56,8 @@ def _json_default(value: Any) -> Any:
     # Containers and numpy scalars nested inside a dict/list stay JSON arrays, objects, numbers and
     # booleans; spelling them with to_text() would nest JSON text as a quoted string.
     if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.bool_ | np.integer | np.floating):
+        return _array_list(value)
+    if isinstance(value, np.bool_ | np.integer | np.floating) and not isinstance(value, np.timedelta64):
         return value.item()
     if isinstance(value, set | frozenset):
         return sorted(value, key=repr)
@@ -66,10 +66,16 @@ def _json_default(value: Any) -> Any:
     return to_text(value)
 
 
+def _array_list(value: np.ndarray) -> list:
+    if value.dtype.kind in "mM":  # tolist() turns nanosecond datetimes and timedeltas into bare integers
+        return np.vectorize(to_text, otypes=[object])(value).tolist()
+    return value.tolist()
+
+
 def to_json_text(value: Any) -> str:
     """Compact JSON for dicts, lists and arrays, non-ASCII kept; other values inside via :func:`to_text`."""
     if isinstance(value, np.ndarray):
-        value = value.tolist()
+        value = _array_list(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
