@@ -68,7 +68,9 @@ def _json_default(value: Any) -> Any:
 
 def _array_list(value: np.ndarray) -> list:
     if value.dtype.kind in "mM":  # tolist() turns nanosecond datetimes and timedeltas into bare integers
-        return np.vectorize(to_text, otypes=[object])(value).tolist()
+        texts = np.empty(value.shape, dtype=object)
+        texts.flat = [to_text(v) for v in value.flat]  # numpy scalars, which to_text spells as isoformat
+        return texts.tolist()
     return value.tolist()
 
 

@@ -80,12 +80,40 @@ CASES: list[tuple[str, pd.Series, list[str | None]]] = [
     (
         "float64",
         pd.Series(
-            [3.0, 0.1, -2.5, -0.0, 1e-5, 9.99e-5, 0.0001, 1e15, 1e16, 1e20, 5e-324, float("inf"),
-             float("-inf"), float("nan")],
+            [
+                3.0,
+                0.1,
+                -2.5,
+                -0.0,
+                1e-5,
+                9.99e-5,
+                0.0001,
+                1e15,
+                1e16,
+                1e20,
+                5e-324,
+                float("inf"),
+                float("-inf"),
+                float("nan"),
+            ],
             dtype="float64",
         ),
-        ["3.0", "0.1", "-2.5", "-0.0", "1e-05", "9.99e-05", "0.0001", "1000000000000000.0", "1e+16",
-         "1e+20", "5e-324", "inf", "-inf", None],
+        [
+            "3.0",
+            "0.1",
+            "-2.5",
+            "-0.0",
+            "1e-05",
+            "9.99e-05",
+            "0.0001",
+            "1000000000000000.0",
+            "1e+16",
+            "1e+20",
+            "5e-324",
+            "inf",
+            "-inf",
+            None,
+        ],
     ),
     ("float64 all NaN", pd.Series([np.nan, np.nan]), [None, None]),
     (
@@ -117,14 +145,28 @@ CASES: list[tuple[str, pd.Series, list[str | None]]] = [
     (
         "datetime64[ns]",
         pd.Series(
-            [ts("2024-01-02 03:04:05"), ts("2024-01-02 03:04:05.123456"), ts("2024-01-02 03:04:05.123456789"),
-             pd.NaT, ts("2024-01-02 03:04:05.000001"), ts("2024-01-02 03:04:05.1"),
-             ts("2024-01-02 03:04:05.000000001"), ts("1970-01-01")],
+            [
+                ts("2024-01-02 03:04:05"),
+                ts("2024-01-02 03:04:05.123456"),
+                ts("2024-01-02 03:04:05.123456789"),
+                pd.NaT,
+                ts("2024-01-02 03:04:05.000001"),
+                ts("2024-01-02 03:04:05.1"),
+                ts("2024-01-02 03:04:05.000000001"),
+                ts("1970-01-01"),
+            ],
             dtype="datetime64[ns]",
         ),
-        ["2024-01-02T03:04:05", "2024-01-02T03:04:05.123456", "2024-01-02T03:04:05.123456789", None,
-         "2024-01-02T03:04:05.000001", "2024-01-02T03:04:05.100000", "2024-01-02T03:04:05.000000001",
-         "1970-01-01T00:00:00"],
+        [
+            "2024-01-02T03:04:05",
+            "2024-01-02T03:04:05.123456",
+            "2024-01-02T03:04:05.123456789",
+            None,
+            "2024-01-02T03:04:05.000001",
+            "2024-01-02T03:04:05.100000",
+            "2024-01-02T03:04:05.000000001",
+            "1970-01-01T00:00:00",
+        ],
     ),
     (
         "datetime64[us]",
@@ -161,13 +203,36 @@ CASES: list[tuple[str, pd.Series, list[str | None]]] = [
         ["2024-01-02T12:00:00-05:00", "2024-07-02T12:00:00-04:00"],
     ),
     (
+        "datetime64[us, tz] with local mean time offsets (seconds)",
+        pd.Series(
+            [ts("1883-01-01"), ts("1800-06-01 12:00"), ts("2024-01-01")], dtype="datetime64[us]"
+        ).dt.tz_localize("America/New_York"),
+        ["1883-01-01T00:00:00-04:56:02", "1800-06-01T12:00:00-04:56:02", "2024-01-01T00:00:00-05:00"],
+    ),
+    (
+        "datetime64[ns, tz] after 2037 keeps the zone's DST rule",
+        pd.Series(
+            [ts("2100-07-01 12:00"), ts("2100-01-01 12:00"), ts("2100-04-01")], dtype="datetime64[ns]"
+        ).dt.tz_localize("America/New_York"),
+        ["2100-07-01T12:00:00-04:00", "2100-01-01T12:00:00-05:00", "2100-04-01T00:00:00-04:00"],
+    ),
+    (
+        "datetime64[ns, tz] half-hour offsets",
+        pd.Series([ts("2024-01-01 00:00:00.5"), pd.NaT], dtype="datetime64[ns]").dt.tz_localize(
+            "America/St_Johns"
+        ),
+        ["2024-01-01T00:00:00.500000-03:30", None],
+    ),
+    (
         "timestamp[us][pyarrow]",
         pd.Series([ts("2024-01-01 00:00:00.5"), None], dtype="timestamp[us][pyarrow]"),
         ["2024-01-01T00:00:00.500000", None],
     ),
     (
         "object naive datetimes",
-        pd.Series([dt.datetime(2024, 1, 2, 3, 4, 5), None, dt.datetime(2024, 1, 2, 3, 4, 5, 7)], dtype=object),
+        pd.Series(
+            [dt.datetime(2024, 1, 2, 3, 4, 5), None, dt.datetime(2024, 1, 2, 3, 4, 5, 7)], dtype=object
+        ),
         ["2024-01-02T03:04:05", None, "2024-01-02T03:04:05.000007"],
     ),
     (
@@ -179,7 +244,11 @@ CASES: list[tuple[str, pd.Series, list[str | None]]] = [
         ["2024-01-02T03:04:05-05:30", None],
     ),
     ("object dates", pd.Series([dt.date(2024, 1, 2), None], dtype=object), ["2024-01-02", None]),
-    ("object times", pd.Series([dt.time(1, 2, 3), dt.time(1, 2, 3, 4)], dtype=object), ["01:02:03", "01:02:03.000004"]),
+    (
+        "object times",
+        pd.Series([dt.time(1, 2, 3), dt.time(1, 2, 3, 4)], dtype=object),
+        ["01:02:03", "01:02:03.000004"],
+    ),
     ("timedelta64[ns]", pd.Series(pd.to_timedelta(["1s", None])), ["P0DT0H0M1S", None]),
     (
         "object decimals",
@@ -241,7 +310,7 @@ def test_missing_values_leave_out_the_key_in_every_position() -> None:
 def test_dropping_nulls_does_not_touch_similar_keys_or_lookalike_values() -> None:
     frame = pd.DataFrame(
         {
-            "ab": ['x","b":null', None, "{\"b\":null}"],
+            "ab": ['x","b":null', None, '{"b":null}'],
             "b": pd.Series([None, "2", None], dtype=object),
             "bb": [None, None, "3"],
         }
@@ -357,7 +426,9 @@ def _series(kind: str, n: int) -> st.SearchStrategy[pd.Series]:
         "Int64": lambda: lists(maybe(int64)).map(lambda v: pd.Series(v, dtype="Int64")),
         "float64": lambda: lists(st.floats()).map(lambda v: pd.Series(v, dtype="float64")),
         "float32": lambda: lists(st.floats(width=32)).map(lambda v: pd.Series(v, dtype="float32")),
-        "Float64": lambda: lists(maybe(st.floats(allow_nan=False))).map(lambda v: pd.Series(v, dtype="Float64")),
+        "Float64": lambda: lists(maybe(st.floats(allow_nan=False))).map(
+            lambda v: pd.Series(v, dtype="Float64")
+        ),
         "bool": lambda: lists(st.booleans()).map(lambda v: pd.Series(v, dtype="bool")),
         "boolean": lambda: lists(maybe(st.booleans())).map(lambda v: pd.Series(v, dtype="boolean")),
         "object ints": lambda: lists(maybe(st.integers())).map(lambda v: pd.Series(v, dtype=object)),
@@ -371,24 +442,43 @@ def _series(kind: str, n: int) -> st.SearchStrategy[pd.Series]:
         "category": lambda: lists(maybe(st.sampled_from(["a", "b", "é"]))).map(
             lambda v: pd.Series(v, dtype="category")
         ),
-        "datetime64[ns]": lambda: lists(maybe(stamps)).map(lambda v: pd.Series(_nanos(v), dtype="datetime64[ns]")),
+        "datetime64[ns]": lambda: lists(maybe(stamps)).map(
+            lambda v: pd.Series(_nanos(v), dtype="datetime64[ns]")
+        ),
         "datetime64[us]": lambda: lists(maybe(NAIVE)).map(lambda v: pd.Series(v, dtype="datetime64[us]")),
         "datetime64[ns, tz]": lambda: st.tuples(lists(maybe(stamps)), st.sampled_from(TZS)).map(
             lambda a: pd.Series(_nanos(a[0]), dtype="datetime64[ns]").dt.tz_localize(
                 a[1], ambiguous="NaT", nonexistent="NaT"
             )
         ),
-        "timedelta64[ns]": lambda: lists(maybe(st.timedeltas(dt.timedelta(days=-999), dt.timedelta(days=999)))).map(
-            lambda v: pd.Series(v, dtype="timedelta64[ns]")
-        ),
+        "timedelta64[ns]": lambda: lists(
+            maybe(st.timedeltas(dt.timedelta(days=-999), dt.timedelta(days=999)))
+        ).map(lambda v: pd.Series(v, dtype="timedelta64[ns]")),
     }
     return build[kind]()
 
 
 KINDS = [
-    "int64", "uint8", "Int64", "float64", "float32", "Float64", "bool", "boolean", "object ints",
-    "object floats", "object strings", "object mixed", "object datetimes", "string[pyarrow]",
-    "string[python]", "str", "category", "datetime64[ns]", "datetime64[us]", "datetime64[ns, tz]",
+    "int64",
+    "uint8",
+    "Int64",
+    "float64",
+    "float32",
+    "Float64",
+    "bool",
+    "boolean",
+    "object ints",
+    "object floats",
+    "object strings",
+    "object mixed",
+    "object datetimes",
+    "string[pyarrow]",
+    "string[python]",
+    "str",
+    "category",
+    "datetime64[ns]",
+    "datetime64[us]",
+    "datetime64[ns, tz]",
     "timedelta64[ns]",
 ]
 

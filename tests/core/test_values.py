@@ -43,7 +43,7 @@ class Color(enum.IntEnum):
         "line\nbreak\r\n",
         "tab\tand\x00nul\x1f\x7f",
         "\u2028\u2029",
-        "{\"looks\": [\"like json\"]}",
+        '{"looks": ["like json"]}',
         "null",
         "NaN",
     ],
@@ -116,8 +116,18 @@ def test_float32_is_spelled_as_the_float64_it_widens_to() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [None, float("nan"), np.nan, np.float32("nan"), pd.NA, pd.NaT, np.datetime64("NaT"),
-     np.timedelta64("NaT"), decimal.Decimal("NaN"), decimal.Decimal("sNaN")],
+    [
+        None,
+        float("nan"),
+        np.nan,
+        np.float32("nan"),
+        pd.NA,
+        pd.NaT,
+        np.datetime64("NaT"),
+        np.timedelta64("NaT"),
+        decimal.Decimal("NaN"),
+        decimal.Decimal("sNaN"),
+    ],
     ids=repr,
 )
 def test_missing_values_leave_the_key_out(value: object) -> None:
@@ -244,6 +254,17 @@ def test_numpy_values_nested_in_containers_stay_json_numbers_arrays_and_booleans
         "inner": [3, ["x"]],
     }
     assert json.loads(to_text([np.array([1, 2]), {"k": np.array([[1]])}])) == [[1, 2], {"k": [[1]]}]
+
+
+def test_datetime_arrays_and_scalars_inside_containers_stay_isoformat() -> None:
+    stamps = np.array(["2024-01-02T03:04:05.123456789", "NaT"], dtype="datetime64[ns]")
+    assert to_text(stamps) == '["2024-01-02T03:04:05.123456789",null]'
+    grid = np.array([["2024-01-02", "2024-01-03"]], dtype="datetime64[ns]")
+    assert json.loads(to_text(grid)) == [["2024-01-02T00:00:00", "2024-01-03T00:00:00"]]
+    spans = np.array([1, 90], dtype="timedelta64[s]")
+    assert json.loads(to_text({"spans": spans})) == {"spans": ["P0DT0H0M1S", "P0DT0H1M30S"]}
+    nested = {"at": np.datetime64("2024-01-02T03:04:05", "ns"), "took": np.timedelta64(5, "s")}
+    assert json.loads(to_text(nested)) == {"at": "2024-01-02T03:04:05", "took": "P0DT0H0M5S"}
 
 
 def test_to_json_text_is_compact() -> None:
