@@ -13,9 +13,10 @@ from airflow.sdk import BaseHook
 from sls_provider.core.client import RetryPolicy, WebTrackingClient
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.endpoint import Target, resolve_target
-from sls_provider.core.errors import SlsConfigError, SlsInputError
+from sls_provider.core.errors import SlsConfigError, SlsError, SlsInputError, SlsServiceError
 from sls_provider.core.export import Exporter, ExportOptions, ExportSummary, frames_from_records
 from sls_provider.core.ledger import Ledger
+from sls_provider.core.management import ManagementClient
 
 #: Rows encoded at a time from one DataFrame or iterable: large enough to amortise encoding, small
 #: enough that sending starts early and memory stays in the tens of MB.
@@ -107,10 +108,31 @@ class SlsWebTrackingHook(BaseHook):
         )
 
     @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form (the classic, Flask-based UI; Airflow 3's UI reads
+        the same fields from ``conn-fields`` in :func:`sls_provider.get_provider_info`)."""
+        try:
+            from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+            from flask_babel import lazy_gettext
+            from wtforms import PasswordField, SelectField, StringField
+        except ImportError:  # Airflow 3 without the FAB provider: the declarative form is used
+            return {}
+        return {
+            "project": StringField(lazy_gettext("Project"), widget=BS3TextFieldWidget()),
+            "logstore": StringField(lazy_gettext("Logstore"), widget=BS3TextFieldWidget()),
+            "compress_type": SelectField(
+                lazy_gettext("Compression"), choices=["lz4", "deflate", "none"], default="lz4"
+            ),
+            "security_token": PasswordField(
+                lazy_gettext("STS security token"), widget=BS3PasswordFieldWidget()
+            ),
+        }
+
+    @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
             "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "Endpoint", "login": "AccessKey ID", "password": "AccessKey secret"},
+            "relabeling": {"host": "Endpoint", "login": "AccessKey ID", "password": "AccessKey Secret"},
             "placeholders": {
                 "host": "cn-hangzhou.log.aliyuncs.com or http://127.0.0.1:9090",
                 "login": "optional: only management calls are signed",
@@ -188,6 +210,64 @@ class SlsWebTrackingHook(BaseHook):
             verify=settings.verify,
             retry=settings.retry,
         )
+
+    def management(self) -> ManagementClient:
+        """Signed GetLogStore/UpdateLogStore calls (unsigned when the connection has no AccessKey)."""
+        settings = self.settings
+        return ManagementClient(
+            self.target,
+            settings.access_key_id,
+            settings.access_key_secret,
+            settings.security_token,
+            timeout=min(settings.timeout, 10.0),
+            verify=settings.verify,
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the connection without writing anything to the logstore.
+
+        With an AccessKey: a signed GetLogStore tells whether the logstore exists and has web
+        tracking on. Without one, the same call unsigned shows whether the endpoint is reachable and
+        answers like SLS; what a signature would be needed for is said in the message.
+        """
+        try:
+            client = self.management()
+        except SlsError as err:
+            return False, str(err)
+        where = f"logstore {self.target.project}/{self.target.logstore} at {self.target.base_url}"
+        try:
+            spec = client.get_logstore()
+        except SlsServiceError as err:
+            if not client.signed and err.status in (401, 403):
+                return True, (
+                    f"Reached SLS for {where}. The connection has no AccessKey, so whether the "
+                    "logstore exists and has web tracking on could not be checked: add an AccessKey "
+                    "(login/password) to check them. Nothing was written."
+                )
+            return False, str(err)
+        except SlsError as err:
+            return False, str(err)
+        tracking = spec.get("enable_tracking")
+        if tracking is False:
+            return False, (
+                f"The {where} exists, but web tracking is off, so exports would be refused (403). "
+                "Switch it on in the SLS console or with SlsWebTrackingHook(...).enable_web_tracking()."
+            )
+        if tracking is None:
+            return True, f"The {where} exists; its answer did not say whether web tracking is on."
+        return True, f"The {where} exists and web tracking is on. Nothing was written."
+
+    def enable_web_tracking(self) -> None:
+        """Switch web tracking on for the logstore (a signed UpdateLogStore; needs an AccessKey
+        allowed to update the logstore)."""
+        client = self.management()
+        if not client.signed:
+            raise SlsConfigError(
+                f"Connection {self.sls_conn_id!r} has no AccessKey (login/password): switching web "
+                "tracking on is a signed call."
+            )
+        client.set_web_tracking(True)
+        self.log.info("Web tracking is on for %s/%s", self.target.project, self.target.logstore)
 
     def export(
         self, frames: Iterable[pd.DataFrame], options: ExportOptions, ledger: Ledger | None = None
