@@ -18,6 +18,7 @@ from sls_provider.core.export import ExportOptions, frames_from_rows
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.hooks.web_tracking import DEFAULT_CHUNKSIZE, SlsWebTrackingHook, dataframe_chunks
+from sls_provider.lineage import export_lineage
 from sls_provider.sources.sql import stream_query
 
 if TYPE_CHECKING:
@@ -139,11 +140,25 @@ class SlsWebTrackingOperator(BaseOperator):
             retry=self.retry,
         )
 
+    @cached_property
+    def sql_hook(self) -> Any:
+        """The common.sql hook of ``sql_conn_id``."""
+        return BaseHook.get_connection(self.sql_conn_id).get_hook()
+
     def _frames(self) -> Iterator[pd.DataFrame]:
         if self.dataframe is not None:
             return dataframe_chunks(self.dataframe, self.chunksize)
-        sql_hook = BaseHook.get_connection(self.sql_conn_id).get_hook()
-        return stream_query(sql_hook, self.sql, self.parameters, self.chunksize, frames_from_rows)
+        return stream_query(self.sql_hook, self.sql, self.parameters, self.chunksize, frames_from_rows)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the tables the query read (as common.sql operators report them) and the
+        logstore, as dataset ``{logstore}`` in namespace ``sls://{project}.{endpoint}``."""
+        return export_lineage(
+            sql=self.sql if self.dataframe is None else None,
+            sql_hook=self.sql_hook if self.dataframe is None else None,
+            namespace=self.hook.target.namespace,
+            logstore=self.hook.target.logstore,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
