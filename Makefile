@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check sls_provider tests dags benchmarks scripts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy sls_provider
 
 test: venv lint
 	$(PY) -m pytest -n 2 -q

@@ -37,14 +37,21 @@ def build_warehouse(path: Path, rows_per_day: dict[str, int]) -> None:
         for day, count in rows_per_day.items():
             for i in range(count):
                 kind = rng.choices(EVENT_TYPES, weights=(60, 25, 8, 4, 3))[0]
-                rows.append((
-                    next_id, day, f"{day}T{i * 86400 // count // 3600:02d}:{i % 60:02d}:{(i * 7) % 60:02d}Z",
-                    kind, rng.randrange(1, 20_000), f"/products/{rng.randrange(500)}",
-                    rng.choice([None, "https://example.com/", "https://search.example/?q=café"]),
-                    rng.choice(["CN", "SG", "DE", "US", "BR"]),
-                    round(rng.uniform(5, 500), 2) if kind == "purchase" else None,
-                    round(rng.lognormvariate(4, 0.5), 3), rng.random() < 0.6,
-                ))
+                rows.append(
+                    (
+                        next_id,
+                        day,
+                        f"{day}T{i * 86400 // count // 3600:02d}:{i % 60:02d}:{(i * 7) % 60:02d}Z",
+                        kind,
+                        rng.randrange(1, 20_000),
+                        f"/products/{rng.randrange(500)}",
+                        rng.choice([None, "https://example.com/", "https://search.example/?q=café"]),
+                        rng.choice(["CN", "SG", "DE", "US", "BR"]),
+                        round(rng.uniform(5, 500), 2) if kind == "purchase" else None,
+                        round(rng.lognormvariate(4, 0.5), 3),
+                        rng.random() < 0.6,
+                    )
+                )
                 next_id += 1
         db.executemany("INSERT INTO web_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -94,12 +101,15 @@ def run_and_check(emu, warehouse: Path) -> int:  # noqa: ANN001 - the emulator t
     print(f"export_events summary: {json.dumps(summary, indent=None)}")
 
     with sqlite3.connect(warehouse) as db:
-        expected = dict(db.execute(
-            "SELECT event_type, COUNT(*) FROM web_events WHERE event_date = ? GROUP BY event_type", (DAY,)
-        ).fetchall())
+        expected = dict(
+            db.execute(
+                "SELECT event_type, COUNT(*) FROM web_events WHERE event_date = ? GROUP BY event_type", (DAY,)
+            ).fetchall()
+        )
         sample = db.execute(
             "SELECT id, event_type, user_id, page, referrer, revenue, is_mobile FROM web_events "
-            "WHERE event_date = ? AND event_type = 'purchase' ORDER BY id LIMIT 1", (DAY,)
+            "WHERE event_date = ? AND event_type = 'purchase' ORDER BY id LIMIT 1",
+            (DAY,),
         ).fetchone()
     expected["daily_totals"] = len(expected)
     held = {topic: n for (_, _, topic), n in emu.counts().items()}
@@ -116,8 +126,14 @@ def run_and_check(emu, warehouse: Path) -> int:  # noqa: ANN001 - the emulator t
     # One row, value by value: the strings SLS holds are the warehouse's values.
     row_id, kind, user, page, referrer, revenue, mobile = sample
     stored = [log for log in emu.get_logs(PROJECT, LOGSTORE, topic=kind) if log["id"] == str(row_id)]
-    want = {"id": str(row_id), "user_id": str(user), "page": page, "revenue": str(revenue),
-            "is_mobile": str(mobile), **({"referrer": referrer} if referrer else {})}
+    want = {
+        "id": str(row_id),
+        "user_id": str(user),
+        "page": page,
+        "revenue": str(revenue),
+        "is_mobile": str(mobile),
+        **({"referrer": referrer} if referrer else {}),
+    }
     if len(stored) != 1 or any(stored[0].get(k) != v for k, v in want.items()):
         problems.append(f"row {row_id} arrived as {stored!r}, expected {want!r}")
     else:

@@ -16,7 +16,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     env["SLS_DEMO_DIR"] = str(tmp_path / "demo")
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py")],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout

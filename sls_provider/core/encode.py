@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,17 +89,24 @@ def column_text(column: pd.Series, name: str) -> pl.Series:
             return _float_text(name, column.to_numpy())
         if dtype.kind == "M":
             # from_pandas also takes datetime64[s] (pandas >= 2), which pl.Series(numpy) refuses.
-            return _datetime_text(pl.from_pandas(column).rename(name))
+            return _datetime_text(_polars(column, name))
     elif isinstance(dtype, pd.DatetimeTZDtype):
         return _aware_datetime_text(column, name)
     elif isinstance(dtype, pd.StringDtype):
         if dtype.storage == "pyarrow":
-            return pl.from_pandas(column).rename(name)  # zero-copy from the arrow buffers
+            return _polars(column, name)  # zero-copy from the arrow buffers
         return _strings(name, column.tolist())
     elif pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         # Nullable Int64 / boolean: polars keeps the mask, so NULLs never turn ints into floats.
-        return pl.from_pandas(column).rename(name).cast(pl.String)
+        return _polars(column, name).cast(pl.String)
     return object_text(name, column.tolist())
+
+
+def _polars(column: pd.Series, name: str) -> pl.Series:
+    """``column`` as a polars Series named ``name`` (zero-copy where the memory layout allows)."""
+    series = pl.from_pandas(column)
+    assert isinstance(series, pl.Series)  # a pandas Series always gives one
+    return series.rename(name)
 
 
 def _aware_datetime_text(column: pd.Series, name: str) -> pl.Series:
@@ -109,7 +117,7 @@ def _aware_datetime_text(column: pd.Series, name: str) -> pl.Series:
     seconds = (wall - column.dt.tz_convert("UTC").dt.tz_localize(None)).dt.total_seconds()
     codes, inverse = np.unique(seconds.fillna(0).to_numpy(dtype=np.int64), return_inverse=True)
     offsets = pl.Series(name, [_offset_text(int(c)) for c in codes], dtype=pl.String)[inverse.ravel()]
-    text = _datetime_text(pl.from_pandas(wall).rename(name))
+    text = _datetime_text(_polars(wall, name))
     return pl.DataFrame({"t": text, "o": offsets}).select(pl.concat_str("t", "o").alias(name)).to_series()
 
 
@@ -183,7 +191,7 @@ def _datetime_text(stamps: pl.Series) -> pl.Series:
     base = "%Y-%m-%dT%H:%M:%S"
     nanos = pl.col("t").dt.nanosecond()
     fmt = pl.col("t").dt.to_string
-    expr = pl.when(nanos == 0).then(fmt(base + zone))
+    expr: Any = pl.when(nanos == 0).then(fmt(base + zone))
     if getattr(stamps.dtype, "time_unit", "us") == "ns":
         expr = expr.when(nanos % 1000 != 0).then(fmt(base + "%.9f" + zone))
     expr = expr.otherwise(fmt(base + "%.6f" + zone))

@@ -270,7 +270,7 @@ class Exporter:
         )
         started = last_report = time.monotonic()
         summary = self.summary
-        in_flight: dict[Future[Sent], Request] = {}
+        in_flight: dict[Future[Sent | None], Request] = {}
         failure: BaseException | None = None
         pool = ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="sls-send")
         try:
@@ -327,7 +327,9 @@ class Exporter:
             self._stopping.set()
             raise
 
-    def _collect(self, in_flight: dict[Future[Sent], Request], when: str | None) -> BaseException | None:
+    def _collect(
+        self, in_flight: dict[Future[Sent | None], Request], when: str | None
+    ) -> BaseException | None:
         """Wait for in-flight requests (the first to finish, or all when ``when`` is None); account
         for those done and return the first error among them."""
         done, _ = wait(list(in_flight), return_when=when or "ALL_COMPLETED")

@@ -68,8 +68,8 @@ def _json_default(value: Any) -> Any:
 
 def _array_list(value: np.ndarray) -> list:
     if value.dtype.kind in "mM":  # tolist() turns nanosecond datetimes and timedeltas into bare integers
-        texts = np.empty(value.shape, dtype=object)
-        texts.flat = [to_text(v) for v in value.flat]  # numpy scalars, which to_text spells as isoformat
+        # numpy scalars, which to_text spells as isoformat
+        texts = np.array([to_text(v) for v in value.flat], dtype=object).reshape(value.shape)
         return texts.tolist()
     return value.tolist()
 
@@ -92,7 +92,7 @@ def _to_text_slow(value: Any) -> str | None:
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
-        return _float(value)
+        return _float(float(value))
     if isinstance(value, str):
         return str(value)
     if isinstance(value, pd.Timestamp):

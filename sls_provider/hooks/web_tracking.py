@@ -275,7 +275,10 @@ class SlsWebTrackingHook(BaseHook):
         """Send every row of ``frames`` (DataFrame chunks) with ``options``; the operator's entry point."""
         self.log.info(
             "Exporting to SLS project %r, logstore %r at %s (%s)",
-            self.target.project, self.target.logstore, self.target.base_url, self.settings.compress_type,
+            self.target.project,
+            self.target.logstore,
+            self.target.base_url,
+            self.settings.compress_type,
         )
         return Exporter(self.client, options, ledger).run(frames)
 

@@ -65,7 +65,14 @@ class SlsWebTrackingOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "sql", "topic", "source", "tags", "parameters", "project", "logstore", "dataframe",
+        "sql",
+        "topic",
+        "source",
+        "tags",
+        "parameters",
+        "project",
+        "logstore",
+        "dataframe",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql", "parameters": "json", "tags": "json"}
@@ -143,12 +150,12 @@ class SlsWebTrackingOperator(BaseOperator):
     @cached_property
     def sql_hook(self) -> Any:
         """The common.sql hook of ``sql_conn_id``."""
-        return BaseHook.get_connection(self.sql_conn_id).get_hook()
+        return BaseHook.get_connection(str(self.sql_conn_id)).get_hook()
 
     def _frames(self) -> Iterator[pd.DataFrame]:
         if self.dataframe is not None:
             return dataframe_chunks(self.dataframe, self.chunksize)
-        return stream_query(self.sql_hook, self.sql, self.parameters, self.chunksize, frames_from_rows)
+        return stream_query(self.sql_hook, str(self.sql), self.parameters, self.chunksize, frames_from_rows)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the tables the query read (as common.sql operators report them) and the
@@ -177,13 +184,15 @@ class SlsWebTrackingOperator(BaseOperator):
             ledger = Ledger(
                 export_id,
                 self.fingerprint(options),
-                store.get(STATE_KEY),
+                state if isinstance(state := store.get(STATE_KEY), dict) else None,
                 save=lambda state: store.set(STATE_KEY, state),
             )
             if len(ledger):
                 self.log.info(
                     "Resuming export %s: %d request(s) were acknowledged by an earlier try and are "
-                    "not sent again", export_id, len(ledger),
+                    "not sent again",
+                    export_id,
+                    len(ledger),
                 )
         summary = self.hook.export(self._frames(), options, ledger)
         if store is not None:

@@ -20,7 +20,6 @@ from tests.dagrun import START, run
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
-
 def content(log: dict[str, str]) -> dict[str, str]:
     """A stored log without the service's own fields."""
     return {k: v for k, v in log.items() if not k.startswith("__")}
@@ -91,12 +90,19 @@ def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_sql_query_on_sqlite_connection(sls_conn: SlsEmulator, warehouse: Path, tmp_path: Path) -> None:
     (tmp_path / "events.sql").write_text("SELECT * FROM events WHERE id < {{ params.limit }} ORDER BY id")
     with DAG(
-        "sql_export", schedule=None, start_date=START, template_searchpath=[str(tmp_path)],
+        "sql_export",
+        schedule=None,
+        start_date=START,
+        template_searchpath=[str(tmp_path)],
         params={"limit": 9000},
     ) as dag:
         SlsWebTrackingOperator(
-            task_id="export", sql="events.sql", sql_conn_id="warehouse", topic_column="topic",
-            chunksize=1000, max_logs=500,
+            task_id="export",
+            sql="events.sql",
+            sql_conn_id="warehouse",
+            topic_column="topic",
+            chunksize=1000,
+            max_logs=500,
         )
     assert run(dag) == "success"
 
@@ -115,16 +121,23 @@ def test_sql_query_on_sqlite_connection(sls_conn: SlsEmulator, warehouse: Path, 
     assert len(sls_conn.requests.where(status=200)) == 18
 
 
-def test_same_row_same_log_from_dataframe_and_cursor(sls_conn: SlsEmulator, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_row_same_log_from_dataframe_and_cursor(
+    sls_conn: SlsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "w.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE t (n INTEGER, x REAL, s TEXT, b BLOB)")
         rows = [(1, 0.1, "a", b"\x00\xff"), (None, None, None, None)]
         db.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
     monkeypatch.setenv("AIRFLOW_CONN_W", json.dumps({"conn_type": "sqlite", "host": str(path)}))
-    frame = pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "x": [0.1, None], "s": ["a", None],
-                          "b": [b"\x00\xff", None]})
+    frame = pd.DataFrame(
+        {
+            "n": pd.array([1, None], dtype="Int64"),
+            "x": [0.1, None],
+            "s": ["a", None],
+            "b": [b"\x00\xff", None],
+        }
+    )
     with DAG("same_row", schedule=None, start_date=START) as dag:
         SlsWebTrackingOperator(task_id="from_sql", sql="SELECT * FROM t", sql_conn_id="w", topic="sql")
         SlsWebTrackingOperator(task_id="from_df", dataframe=frame, topic="df")
