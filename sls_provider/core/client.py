@@ -20,6 +20,7 @@ from sls_provider.core.compress import compress
 from sls_provider.core.endpoint import Target
 from sls_provider.core.errors import SlsRequestError, SlsRetryableError, SlsServiceError
 from sls_provider.core.pack import Request
+from sls_provider.core.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ class WebTrackingClient:
         self.verify = verify
         self.retry = retry or RetryPolicy()
         self.on_retry = on_retry
+        #: paces every attempt (see :class:`~sls_provider.core.ratelimit.RateLimiter`); set per export
+        self.rate_limiter: RateLimiter | None = None
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -160,6 +163,8 @@ class WebTrackingClient:
 
     def post_once(self, request: Request, payload: bytes, headers: dict[str, str]) -> str | None:
         """One try. Returns the request id, or raises a classified :class:`SlsServiceError`."""
+        if self.rate_limiter is not None:
+            self.rate_limiter.acquire(len(payload))
         try:
             response = self._session().post(
                 self.target.track_url, data=payload, headers=headers, timeout=self.timeout

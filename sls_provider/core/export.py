@@ -29,6 +29,7 @@ from sls_provider.core.errors import SlsInputError, SlsServiceError
 from sls_provider.core.keys import KEY_POLICIES, resolve_keys
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS, ON_OVERSIZE, Packer, Request
+from sls_provider.core.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 MAX_VALUE_BYTES = 1024 * 1024
@@ -51,6 +52,9 @@ class ExportOptions:
     :param max_workers: concurrent requests.
     :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found;
         ``None`` -> a random id.
+    :param max_requests_per_second: cap on this export's requests/s (attempts included), to share a
+        logstore's write quota (about 500 writes/s per shard) between tasks.
+    :param max_mb_per_second: cap on this export's compressed MB/s (about 5 MB/s per shard).
     :param trace_tags: send those two tags (turn off only if the logstore's tags must stay as given).
     :param progress_interval: seconds between progress log lines.
     """
@@ -67,6 +71,8 @@ class ExportOptions:
     max_workers: int = 4
     export_id: str | None = None
     trace_tags: bool = True
+    max_requests_per_second: float | None = None
+    max_mb_per_second: float | None = None
     progress_interval: float = 30.0
 
     def __post_init__(self) -> None:
@@ -152,6 +158,14 @@ class Exporter:
         self.ledger = ledger
         self._retry = _RetryCounter()
         client.on_retry = self._retry
+        client.rate_limiter = (
+            RateLimiter(
+                options.max_requests_per_second,
+                options.max_mb_per_second * 1e6 if options.max_mb_per_second else None,
+            )
+            if options.max_requests_per_second or options.max_mb_per_second
+            else None
+        )
         self._keys: dict[tuple, list[str]] = {}
         if options.export_id is None:
             # Every export is tagged, so a duplicate left by an ambiguous failure can be found.

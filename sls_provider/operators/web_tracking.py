@@ -62,6 +62,9 @@ class SlsWebTrackingOperator(BaseOperator):
     :param trace_tags: tag each request with ``sls_export`` (the export id) and ``sls_seq`` (its
         number), so a duplicate left by a lost answer can be found with a query.
     :param retry: how transient failures are retried; default: the connection's settings.
+    :param max_requests_per_second: cap on this task's requests/s, so that many mapped tasks stay
+        under the logstore's write quota (about 500 writes/s per shard).
+    :param max_mb_per_second: cap on this task's compressed MB/s (about 5 MB/s per shard).
     """
 
     template_fields: Sequence[str] = (
@@ -102,6 +105,8 @@ class SlsWebTrackingOperator(BaseOperator):
         resume: bool = True,
         trace_tags: bool = True,
         retry: RetryPolicy | None = None,
+        max_requests_per_second: float | None = None,
+        max_mb_per_second: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -135,6 +140,8 @@ class SlsWebTrackingOperator(BaseOperator):
             max_logs=max_logs,
             max_bytes=max_bytes,
             trace_tags=trace_tags,
+            max_requests_per_second=max_requests_per_second,
+            max_mb_per_second=max_mb_per_second,
         )
 
     @cached_property

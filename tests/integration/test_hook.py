@@ -151,3 +151,13 @@ def test_repr_and_settings_hide_the_secret(emulator: SlsEmulator, monkeypatch: p
     assert hook.settings.access_key_secret == "very-secret-key-value"  # read, but never shown
     for secret in ("very-secret-key-value", "sts-token-value", "LTAI5tAccessKeyId"):
         assert secret not in text
+
+
+def test_rate_limit_paces_requests(sls_conn: SlsEmulator) -> None:
+    """40 requests at 20/s: the first second's 20 go at once, the other 20 take at least a second."""
+    summary = SlsWebTrackingHook().put_dataframe(
+        pd.DataFrame({"i": np.arange(4000)}), max_logs=100, max_requests_per_second=20
+    )
+    assert summary.requests == 40
+    times = sorted(r["time"] for r in sls_conn.requests.where(status=200))
+    assert times[-1] - times[0] >= 0.9  # a lower bound only: a slow machine cannot make it fail
