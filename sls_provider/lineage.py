@@ -12,9 +12,15 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def logstore_dataset_name(namespace: str, logstore: str) -> tuple[str, str]:
-    """OpenLineage (namespace, name) of a logstore: ``sls://{project}.{endpoint}``, ``{logstore}``."""
-    return namespace, logstore
+def logstore_asset(*, endpoint: str, project: str, logstore: str) -> Any:
+    """An Airflow ``Asset`` for a logstore, ``sls://{project}.{endpoint}/{logstore}``: put it in an
+    export's ``outlets`` and schedule downstream DAGs on it. Named like the OpenLineage dataset."""
+    from airflow.sdk import Asset
+
+    from sls_provider.core.endpoint import resolve_target
+
+    target = resolve_target(endpoint, project, logstore)
+    return Asset(uri=f"{target.namespace}/{logstore}", name=f"sls:{project}/{logstore}")
 
 
 def export_lineage(*, sql: str | None, sql_hook: Any | None, namespace: str, logstore: str) -> Any:
