@@ -6,8 +6,12 @@ import datetime as dt
 import os
 
 from airflow.dag_processing.bundles.manager import DagBundlesManager
-from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 from airflow.sdk import DAG
+
+try:  # Airflow >= 3.2
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+except ImportError:  # Airflow 3.1
+    from airflow.models.dagbag import DagBag, sync_bag_to_db  # type: ignore[no-redef]
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
