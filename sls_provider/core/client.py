@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import requests
 import tenacity
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from sls_provider.core.compress import compress
@@ -98,6 +99,16 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare from SLS, so fall back to our own backoff
 
 
+class _Refused(requests.ConnectionError):
+    """Stands for a connection that was never established (refused, unresolvable host)."""
+
+
+def _never_connected(err: requests.ConnectionError) -> bool:
+    reason = err.args[0] if err.args else None
+    inner = getattr(reason, "reason", reason)
+    return isinstance(inner, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError)
+
+
 class WebTrackingClient:
     """Sends packed requests to one logstore. Safe to share between threads.
 
@@ -166,11 +177,19 @@ class WebTrackingClient:
         if self.rate_limiter is not None:
             self.rate_limiter.acquire(len(payload))
         try:
-            response = self._session().post(
-                self.target.track_url, data=payload, headers=headers, timeout=self.timeout
-            )
-        except requests.ConnectTimeout as err:
-            raise SlsRetryableError(f"Could not connect to SLS at {self.target.base_url}: {err}") from err
+            try:
+                response = self._session().post(
+                    self.target.track_url, data=payload, headers=headers, timeout=self.timeout
+                )
+            except requests.ConnectionError as err:
+                if _never_connected(err):
+                    raise _Refused(*err.args) from err
+                raise
+        except (requests.ConnectTimeout, _Refused) as err:
+            # Nothing reached the service: retrying cannot duplicate anything.
+            raise SlsRetryableError(
+                f"Could not connect to SLS at {self.target.base_url}: {type(err).__name__}: {err}"
+            ) from err
         except requests.RequestException as err:
             # The request may have reached the service: a retry can store its logs twice.
             raise SlsRetryableError(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -42,7 +41,8 @@ class ExportOptions:
     :param topic: ``__topic__`` of every row, unless ``topic_column`` is given.
     :param topic_column: a column whose value is each row's topic (null -> ``""``); the column
         itself is not sent.
-    :param source: ``__source__`` of every request; ``None`` -> this machine's host name.
+    :param source: ``__source__`` of every request; ``None`` leaves it out and the service records
+        the sender's IP address (the same bodies from any worker, so a retry elsewhere can resume).
     :param tags: ``__tags__`` of every request.
     :param key_policy: ``"strict"`` (bad column names fail the export) or ``"sanitize"``.
     :param on_oversize: ``"fail"`` or ``"skip"`` a row too large for a request on its own.
@@ -82,6 +82,14 @@ class ExportOptions:
             raise SlsInputError(f"on_oversize must be one of {ON_OVERSIZE}, got {self.on_oversize!r}")
         if not isinstance(self.max_workers, int) or not 1 <= self.max_workers <= 64:
             raise SlsInputError(f"max_workers must be an integer from 1 to 64, got {self.max_workers!r}")
+        if not 1 <= self.max_logs <= MAX_LOGS:
+            raise SlsInputError(f"max_logs must be between 1 and {MAX_LOGS}, got {self.max_logs}")
+        if not 1024 <= self.max_bytes <= MAX_BYTES:
+            raise SlsInputError(f"max_bytes must be between 1024 and {MAX_BYTES}, got {self.max_bytes}")
+        for name in ("max_requests_per_second", "max_mb_per_second"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise SlsInputError(f"{name} must be positive, got {value!r}")
         if not isinstance(self.topic, str):
             raise SlsInputError(f"topic must be a string, got {type(self.topic).__name__}")
 
@@ -172,7 +180,6 @@ class Exporter:
             options = replace(options, export_id=uuid.uuid4().hex[:16])
             self.options = options
         self.summary = ExportSummary(export_id=options.export_id)
-        self._flushed = time.monotonic()
         self._stopping = threading.Event()
         self._skipped = 0
 
@@ -275,7 +282,7 @@ class Exporter:
         the requests in flight have finished (so the ledger knows everything acknowledged)."""
         options = self.options
         packer = Packer(
-            source=options.source if options.source is not None else socket.gethostname(),
+            source=options.source,
             tags=options.tags,
             export_id=options.export_id if options.trace_tags else None,
             max_logs=options.max_logs,
@@ -362,10 +369,10 @@ class Exporter:
             self._count(request, sent_bytes=sent.sent_bytes)
             if self.ledger is not None:
                 self.ledger.record(request)
-        # Persisting costs a call to Airflow's state store: do it every few seconds, and on failure.
-        if self.ledger is not None and (failure or time.monotonic() - self._flushed > 2.0):
+        # Persisted as soon as requests are acknowledged: one small write to Airflow's state store
+        # per completed batch of requests, against a request's megabytes sent.
+        if self.ledger is not None:
             self.ledger.flush()
-            self._flushed = time.monotonic()
         return failure
 
     def _count(self, request: Request, *, sent_bytes: int) -> None:

@@ -51,9 +51,10 @@ class Ledger:
         self._prefix: list[str] = []
         self._beyond: dict[int, str] = {}
         self.mismatches = 0
-        self._dirty = False
+        self._dirty = state is None or state.get("export_id") != export_id
         if state and state.get("export_id") == export_id:
             if state.get("fingerprint") != fingerprint:
+                self._dirty = True
                 log.warning(
                     "The query, its parameters or the export options changed since the earlier try: "
                     "starting the export over; rows it already stored will be stored again."

@@ -63,7 +63,8 @@ class _OpenRequest:
 class Packer:
     """Cut rows into requests.
 
-    :param source: ``__source__`` of every request.
+    :param source: ``__source__`` of every request; ``None`` leaves it out, and the service records
+        the client's IP address instead.
     :param tags: ``__tags__`` of every request (string values).
     :param export_id: when given, each request also carries tags ``sls_export`` (this id) and
         ``sls_seq`` (its sequence number).
@@ -77,7 +78,7 @@ class Packer:
     def __init__(
         self,
         *,
-        source: str,
+        source: str | None,
         tags: Mapping[str, str] | None = None,
         export_id: str | None = None,
         max_logs: int = MAX_LOGS,
@@ -93,7 +94,8 @@ class Packer:
             raise SlsInputError(f"on_oversize must be one of {ON_OVERSIZE}, got {on_oversize!r}")
         if max_pending_bytes < 0:
             raise SlsInputError(f"max_pending_bytes must be 0 or more, got {max_pending_bytes}")
-        _check_name("source", source)
+        if source is not None:
+            _check_name("source", source)
         self._source = source
         self._tags = dict(tags or {})
         for key, value in self._tags.items():
@@ -103,6 +105,12 @@ class Packer:
             _check_utf8("tag", value)
         if export_id is not None:
             _check_utf8("export id", export_id)
+            taken = sorted({EXPORT_TAG, SEQ_TAG} & set(self._tags))
+            if taken:
+                raise SlsInputError(
+                    f"Tag(s) {taken} are reserved for the export's own tracing tags; rename them, or "
+                    "turn those tags off (trace_tags=False)."
+                )
         self._export_id = export_id
         self._max_logs = max_logs
         self._max_bytes = max_bytes
@@ -120,7 +128,10 @@ class Packer:
         if self._export_id is not None:
             tags[EXPORT_TAG] = self._export_id
             tags[SEQ_TAG] = str(seq)
-        head = {"__topic__": topic, "__source__": self._source, "__tags__": tags}
+        head: dict[str, object] = {"__topic__": topic}
+        if self._source is not None:
+            head["__source__"] = self._source
+        head["__tags__"] = tags
         text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
         return (text[:-1] + ',"__logs__":[').encode("utf-8"), b"]}"
 
@@ -188,7 +199,7 @@ class Packer:
         return request
 
     def finish(self) -> Iterator[Request]:
-        """Yield the requests still open, in the order their topics first appeared."""
+        """Yield the requests still open (one per topic with rows pending)."""
         for topic in list(self._open):
             if self._open[topic].logs:
                 yield self._flush(topic)

@@ -297,7 +297,7 @@ class SlsWebTrackingHook(BaseHook):
 
         :param logs: any iterable of mappings, consumed in chunks of ``chunksize``.
         :param topic: ``__topic__`` of every log.
-        :param source: ``__source__``; ``None`` -> this machine's host name.
+        :param source: ``__source__``; ``None`` leaves it out: the service records the sender's IP.
         :param tags: ``__tags__`` of every request.
         :param options: further :class:`~sls_provider.core.export.ExportOptions` fields
             (``key_policy``, ``on_oversize``, ``max_workers``, ``max_logs``, ``max_bytes``, ``export_id``).
@@ -327,7 +327,7 @@ class SlsWebTrackingHook(BaseHook):
         :param df: a pandas DataFrame (a polars DataFrame is converted).
         :param topic: ``__topic__`` of every row, unless ``topic_column`` is given.
         :param topic_column: a column holding each row's topic (null -> ``""``); not sent itself.
-        :param source: ``__source__``; ``None`` -> this machine's host name.
+        :param source: ``__source__``; ``None`` leaves it out: the service records the sender's IP.
         :param tags: ``__tags__`` of every request.
         :param options: further :class:`~sls_provider.core.export.ExportOptions` fields.
         """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
@@ -47,7 +48,8 @@ class SlsWebTrackingOperator(BaseOperator):
     :param dataframe: a DataFrame, or an ``XComArg`` resolving to one (templated).
     :param topic: ``__topic__`` of every row (templated), unless ``topic_column`` is given.
     :param topic_column: column holding each row's topic (null -> ``""``); the column is not sent.
-    :param source: ``__source__`` (templated); default: the worker's host name.
+    :param source: ``__source__`` (templated); default: left out, and the service records the
+        worker's IP address (request bodies then do not depend on which worker sends them).
     :param tags: ``__tags__`` of every request (templated), string values.
     :param compress_type: ``lz4``, ``deflate`` or ``none``; default: the connection's, else ``lz4``.
     :param max_workers: requests sent concurrently.
@@ -176,24 +178,26 @@ class SlsWebTrackingOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
-        export_id = export_id_for(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
-        options = replace(
-            self.export_options, topic=self.topic, source=self.source, tags=self.tags, export_id=export_id
-        )
         store = context.get("task_state_store") if self.resume else None
         if self.resume and store is None:
             self.log.warning(
                 "This Airflow has no task_state_store (3.3+): resume is off, and a retry of this task "
                 "sends every row again."
             )
+        state = store.get(STATE_KEY) if store is not None else None
+        state = state if isinstance(state, dict) else None
+        # The id of an unfinished export is kept for its retries; a new export (first try, or a
+        # cleared task after success) gets a new one, so its duplicates can be told apart.
+        export_id = str(state["export_id"]) if state and state.get("export_id") else new_export_id(ti)
+        options = replace(
+            self.export_options, topic=self.topic, source=self.source, tags=self.tags, export_id=export_id
+        )
         ledger = None
         if store is not None:
             ledger = Ledger(
-                export_id,
-                self.fingerprint(options),
-                state if isinstance(state := store.get(STATE_KEY), dict) else None,
-                save=lambda state: store.set(STATE_KEY, state),
+                export_id, self.fingerprint(options), state, save=lambda new: store.set(STATE_KEY, new)
             )
+            ledger.flush()  # the export id first, so a retry after a crash keeps it
             if len(ledger):
                 self.log.info(
                     "Resuming export %s: %d request(s) were acknowledged by an earlier try and are "
@@ -223,8 +227,8 @@ class SlsWebTrackingOperator(BaseOperator):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def export_id_for(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
-    """A stable id for one task instance's export, the same on every try (so retries can resume
-    and duplicates can be traced), and short enough to tag every request with."""
-    key = f"{dag_id}\x00{task_id}\x00{run_id}\x00{map_index}".encode()
-    return hashlib.sha256(key).hexdigest()[:16]
+def new_export_id(ti: Any) -> str:
+    """16 hex characters: 8 naming the task instance (the same for every export of it, to find them
+    all with one query prefix) and 8 random ones for this export."""
+    key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}".encode()
+    return hashlib.sha256(key).hexdigest()[:8] + secrets.token_hex(4)

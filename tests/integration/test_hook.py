@@ -161,3 +161,31 @@ def test_rate_limit_paces_requests(sls_conn: SlsEmulator) -> None:
     assert summary.requests == 40
     times = sorted(r["time"] for r in sls_conn.requests.where(status=200))
     assert times[-1] - times[0] >= 0.9  # a lower bound only: a slow machine cannot make it fail
+
+
+def test_default_source_is_left_to_the_service(sls_conn: SlsEmulator) -> None:
+    """No ``__source__`` is sent, so bodies are the same from any worker; SLS records the sender."""
+    SlsWebTrackingHook().put_logs([{"a": "1"}])
+    [log] = sls_conn.get_logs(PROJECT, LOGSTORE)
+    assert log["__source__"] == "127.0.0.1"
+    [request] = sls_conn.requests.where(status=200)
+    assert request["body_bytes"] > 0
+
+
+def test_reserved_tracing_tags_are_refused(sls_conn: SlsEmulator) -> None:
+    with pytest.raises(SlsInputError, match=r"\['sls_seq'\] are reserved"):
+        SlsWebTrackingHook().put_logs([{"a": "1"}], tags={"sls_seq": "mine"})
+    SlsWebTrackingHook().put_logs([{"a": "1"}], tags={"sls_seq": "mine"}, trace_tags=False)
+    [log] = sls_conn.get_logs(PROJECT, LOGSTORE)
+    assert log["__tag__:sls_seq"] == "mine" and "__tag__:sls_export" not in log
+
+
+def test_refused_connection_is_retried_but_not_a_possible_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sls_provider.core.client import RetryPolicy
+    from sls_provider.core.errors import SlsRetryableError
+
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection("http://127.0.0.1:1"))
+    hook = SlsWebTrackingHook(retry=RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.001))
+    with pytest.raises(SlsRetryableError, match="Could not connect") as raised:
+        hook.put_logs([{"a": "1"}])
+    assert raised.value.ambiguous is False

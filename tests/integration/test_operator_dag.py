@@ -165,3 +165,19 @@ def test_bad_column_names_fail_before_anything_is_sent(sls_conn: SlsEmulator) ->
         SlsWebTrackingOperator(task_id="export", dataframe=frame)
     assert run(dag) == "failed"
     assert sls_conn.requests.snapshot() == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_logs": 5000}, "max_logs must be between 1 and 4096"),
+        ({"max_bytes": 4 * 1024 * 1024}, "max_bytes must be between"),
+        ({"max_requests_per_second": 0}, "max_requests_per_second must be positive"),
+        ({"key_policy": "loose"}, "key_policy must be one of"),
+        ({"compress_type": "gzip"}, "gzip"),
+        ({"sql": "SELECT 1"}, "exactly one of sql= or dataframe="),
+    ],
+)
+def test_bad_options_fail_when_the_dag_is_parsed(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SlsWebTrackingOperator(task_id="t", dataframe=pd.DataFrame({"a": [1]}), **kwargs)

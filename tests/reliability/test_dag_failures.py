@@ -105,4 +105,7 @@ def test_cleared_task_runs_a_fresh_export(sls_conn: SlsEmulator) -> None:
         SlsWebTrackingOperator(task_id="export", dataframe=data)
     assert run(dag) == "success"
     assert run(dag) == "success"
-    assert sls_conn.count(PROJECT, LOGSTORE) == 20
+    logs = sls_conn.get_logs(PROJECT, LOGSTORE)
+    assert len(logs) == 20
+    # Two exports, told apart by their ids.
+    assert len({log["__tag__:sls_export"] for log in logs}) == 2
