@@ -98,8 +98,8 @@ def test_task_retry_resumes_and_stores_every_row_once(
     assert len(ids) == 200_000 and set(ids.values()) == {1}
 
 
-def test_cleared_task_runs_a_fresh_export(sls_conn: SlsEmulator) -> None:
-    """The ledger is dropped when an export succeeds: running the task again sends everything."""
+def test_each_run_is_a_new_export(sls_conn: SlsEmulator) -> None:
+    """A second run of the DAG sends everything again, under a new export id."""
     data = pd.DataFrame({"n": np.arange(10)})
     with DAG("twice", schedule=None, start_date=START) as dag:
         SlsWebTrackingOperator(task_id="export", dataframe=data)
