@@ -202,7 +202,7 @@ class Exporter:
             raise SlsInputError(
                 f"topic_column {name!r} is not a column of the data; columns are {list(chunk.columns)!r}"
             )
-        text = column_text(chunk[name], "topic").fill_null("").to_numpy()
+        text = column_text(chunk[name], str(name)).fill_null("").to_numpy()
         codes, uniques = pd.factorize(text)
         frame = chunk.drop(columns=[name])
         if len(uniques) == 1:
@@ -267,7 +267,14 @@ class Exporter:
                 raise SlsInputError(f"Expected a pandas DataFrame, got {type(chunk).__name__}")
             frame, groups = self._topics(chunk)
             keys = self._keys_for(list(frame.columns))
-            encoded = encode_frame(frame, keys)
+            try:
+                encoded = encode_frame(frame, keys)
+            except SlsInputError as err:
+                # The encoder counts rows within the chunk; say where the chunk is in the input.
+                raise SlsInputError(
+                    f"{err} (In the chunk of input rows {first_row:,} to {first_row + len(chunk) - 1:,}; "
+                    "row numbers above count from the chunk's first row, columns are named as sent.)"
+                ) from err
             parts = [(topic, encoded if rows is None else encoded.take(rows), rows) for topic, rows in groups]
             screened = [(t, self._screen(packer, t, rows, first_row, pos)) for t, rows, pos in parts]
             for topic, rows in screened:
