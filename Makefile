@@ -14,6 +14,8 @@ MIN_PINS    := apache-airflow==3.1.8 'pandas<3'
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
+	# mysqlclient (the MySQL provider's driver) compiles against the MariaDB client headers.
+	dpkg -s libmariadb-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libmariadb-dev pkg-config; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,bench,aliyun]' '$(AIRFLOW_PIN)'

@@ -1,0 +1,228 @@
+"""A throw-away Airflow cluster on the CeleryExecutor, every process started and stopped by the test.
+
+- metadata DB: a fresh PostgreSQL database per run (SQLite cannot be shared by concurrent processes);
+- broker: Redis, a database number of its own (``SLS_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/7``)
+  and a queue name of its own per run (so concurrent runs cannot take each other's tasks), whose keys
+  are deleted at the end; Celery results go to the metadata database;
+- processes: ``airflow api-server --apps execution`` (task processes talk to the execution API),
+  ``airflow scheduler`` and two ``airflow celery worker`` (``--concurrency 2``, named ``w1``/``w2``).
+  DAGs are parsed once with ``airflow dags reserialize`` instead of a running dag-processor.
+
+Each worker reports its own host name (``[core] hostname_callable`` -> :func:`tests.celery.hostname`),
+so ``task_instance.hostname`` says which worker ran each task. Process output goes to files under
+the cluster's home, shown when something fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+REDIS_URL = os.environ.get("SLS_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    """``with Cluster(home, pg, env) as c:`` -> migrated DB, DAGs serialized, all processes up."""
+
+    def __init__(self, home: Path, pg: Any, env: dict[str, str], dag_files: list[Path]) -> None:
+        self.home = home
+        self.pg = pg  # tests.warehouses.conftest.Server
+        run = uuid.uuid4().hex[:10]
+        self.database = f"sls_celery_{run}"
+        self.queue = f"sls_celery_{run}"
+        self.port = free_port()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+        dags = home / "dags"
+        dags.mkdir(parents=True, exist_ok=True)
+        for path in dag_files:
+            shutil.copy(path, dags / path.name)
+        dsn = f"postgresql+psycopg://{pg.user}@{pg.host}:{pg.port}/{self.database}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))},
+            **env,
+            "AIRFLOW_HOME": str(home),
+            "PYTHONPATH": str(ROOT),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.celery.hostname.worker_name",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": dsn,
+            "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{dsn}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,  # tasks' queue, and the workers' default
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "SLS_TEST_WORKER_NAME": "scheduler",
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Cluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.pg.execute(f"CREATE DATABASE {self.database}")
+        self.cli("db", "migrate", timeout=180)
+        self.spawn(
+            "api-server",
+            [
+                AIRFLOW,
+                "api-server",
+                "--apps",
+                "execution",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+        )
+        self.spawn("scheduler", [AIRFLOW, "scheduler", "--skip-serve-logs"])
+        for name in ("w1", "w2"):
+            self.spawn(
+                name,
+                [
+                    AIRFLOW,
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"{name}@%h",
+                    "--concurrency",
+                    "2",
+                    "--skip-serve-logs",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                SLS_TEST_WORKER_NAME=name,
+            )
+        self.cli("dags", "reserialize", timeout=120)  # while the processes start
+        self.wait_for("api-server", self._api_up, 90)
+        for name in ("w1", "w2"):
+            self.wait_for(name, lambda n=name: " ready." in self.output(n), 90)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 20
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=10)
+        try:
+            self._clean_redis()
+        finally:
+            self.pg.execute(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def cli(self, *args: str, timeout: float = 60) -> str:
+        out = subprocess.run(
+            [AIRFLOW, *args], env=self.env, cwd=self.home, capture_output=True, text=True, timeout=timeout
+        )
+        if out.returncode:
+            raise RuntimeError(f"airflow {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-4000:]}")
+        return out.stdout
+
+    def spawn(self, name: str, argv: list[str], **env: str) -> None:
+        log = self.home / f"{name}.log"
+        self.logs[name] = log
+        with open(log, "wb") as sink:
+            # A session of its own: stop() signals the whole process group (Celery's pool children too).
+            self.procs[name] = subprocess.Popen(
+                argv,
+                env={**self.env, **env},
+                cwd=self.home,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self, name: str) -> str:
+        path = self.logs.get(name)
+        return path.read_text(errors="replace") if path and path.exists() else ""
+
+    def wait_for(self, name: str, ready: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.output(name)[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not ready after {timeout} s:\n{self.output(name)[-4000:]}")
+            time.sleep(0.3)
+
+    def _api_up(self) -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/execution/health", timeout=2)
+            return True
+        except urllib.error.HTTPError:
+            return True  # it answers
+        except OSError:
+            return False
+
+    def _clean_redis(self) -> None:
+        """Delete this run's queue and its bindings (other keys are Celery's shared bookkeeping)."""
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        try:
+            for key in list(client.scan_iter(match=f"*{self.queue}*")):
+                client.delete(key)
+        finally:
+            client.close()
+
+    def query(self, sql: str) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(
+            host=self.pg.host, port=self.pg.port, user=self.pg.user, dbname=self.database, connect_timeout=3
+        ) as conn:
+            return list(conn.execute(sql).fetchall())
+
+    def diagnostics(self) -> str:
+        return "\n".join(f"===== {name} =====\n{self.output(name)[-3000:]}" for name in self.procs)

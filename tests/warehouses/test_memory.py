@@ -1,0 +1,111 @@
+"""Bounded memory: a 3,000,000-row table exports with a peak RSS within 100 MB of a 300,000-row one.
+
+Each export runs ``SlsWebTrackingOperator.execute`` in a process of its own (``export_rss.py``), which
+reports its peak resident set (``VmHWM``); both run at once against a counting sink. The tables are
+generated server-side (``generate_series``; MariaDB's sequence engine). The figures printed here are
+the ones quoted in docs/large-tables.md (``pytest tests/warehouses/test_memory.py -s``); the test
+asserts only the bound and that every row arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import sls_connection
+from tests.warehouses.conftest import Server, heavy, table_name
+from tests.warehouses.sink import CountingSink
+
+SMALL, LARGE = 300_000, 3_000_000
+BOUND = 100 * 1024 * 1024
+ROOT = Path(__file__).resolve().parents[2]
+
+# Five columns of the usual kinds: ~95 bytes of JSON per row.
+PG_TABLE = """CREATE UNLOGGED TABLE {t} AS SELECT g::bigint AS id, 'user_' || (g % 1000) AS name,
+    (g % 9700) / 100.0 AS score, timestamp '2026-01-01' + g * interval '1 second' AS ts, g % 2 = 0 AS flag
+    FROM generate_series(1, {n}) AS g"""
+PG_KEY = "ALTER TABLE {t} ADD PRIMARY KEY (id)"
+MARIA_TABLE = """CREATE TABLE {t} (id bigint PRIMARY KEY, name varchar(20), score double, ts datetime,
+    flag boolean) ENGINE=MyISAM"""
+MARIA_FILL = """INSERT INTO {t} SELECT seq, CONCAT('user_', seq % 1000), (seq % 9700) / 100,
+    TIMESTAMPADD(SECOND, seq, '2026-01-01'), seq % 2 = 0 FROM seq_1_to_{n}"""
+
+
+def export_both(server: Server, table: str, extra: dict) -> tuple[dict, dict, CountingSink]:
+    """Export the first SMALL rows and all LARGE rows of ``table`` in two processes at once."""
+    with heavy(f"memory test on {server.kind}"), CountingSink() as sink:
+        env = dict(
+            os.environ,
+            AIRFLOW_CONN_MEM_SRC=server.airflow_conn(**extra),
+            AIRFLOW_CONN_SLS_DEFAULT=sls_connection(sink.endpoint),
+        )
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.warehouses.export_rss",
+                    "mem_src",
+                    f"SELECT * FROM {table} WHERE id <= {n} ORDER BY id",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in (SMALL, LARGE)
+        ]
+        results = []
+        try:
+            for proc in procs:
+                out, err = proc.communicate(timeout=240)
+                assert proc.returncode == 0, err[-3000:]
+                results.append(json.loads(out.strip().splitlines()[-1]))
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    return results[0], results[1], sink
+
+
+def check(name: str, small: dict, large: dict, sink: CountingSink) -> None:
+    mb = 1024 * 1024
+    print(
+        f"\n{name}: {SMALL:,} rows peak RSS {small['peak_rss'] / mb:.0f} MiB "
+        f"(baseline {small['baseline_rss'] / mb:.0f}); "
+        f"{LARGE:,} rows peak RSS {large['peak_rss'] / mb:.0f} MiB "
+        f"(baseline {large['baseline_rss'] / mb:.0f}) in {large['export_seconds']:.1f} s = "
+        f"{LARGE / large['export_seconds']:,.0f} rows/s while the small export ran alongside; "
+        f"chunksize {large['chunksize']:,}, max_workers {large['max_workers']}"
+    )
+    assert small["rows"] == SMALL and large["rows"] == LARGE
+    assert sink.logs == SMALL + LARGE  # every row arrived (counted by the sink, not the client)
+    assert sink.requests == small["requests"] + large["requests"]
+    growth = large["peak_rss"] - small["peak_rss"]
+    assert growth < BOUND, f"peak RSS grew by {growth / mb:.0f} MiB from {SMALL:,} to {LARGE:,} rows"
+
+
+def test_postgres_memory_bounded(postgres: Server, scratch_tables: list) -> None:
+    table = table_name("sls_mem")
+    scratch_tables.append((postgres, table))
+    started = time.monotonic()
+    postgres.execute(PG_TABLE.format(t=table, n=LARGE), PG_KEY.format(t=table), f"ANALYZE {table}")
+    print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
+    small, large, sink = export_both(postgres, table, {})
+    check("PostgreSQL (psycopg 3, server-side cursor)", small, large, sink)
+
+
+def test_mariadb_memory_bounded(mariadb: Server, scratch_tables: list) -> None:
+    table = table_name("sls_mem")
+    scratch_tables.append((mariadb, table))
+    started = time.monotonic()
+    mariadb.execute(MARIA_TABLE.format(t=table), MARIA_FILL.format(t=table, n=LARGE))
+    print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
+    small, large, sink = export_both(mariadb, table, {"charset": "utf8mb4"})
+    check("MariaDB (mysqlclient, SSCursor)", small, large, sink)
