@@ -8,8 +8,9 @@ timeouts, 429, 5xx, and 403 quota codes. Anything else is final at the first ans
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
+import queue
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
@@ -139,26 +140,35 @@ class WebTrackingClient:
         self.on_retry = on_retry
         #: paces every attempt (see :class:`~sls_provider.core.ratelimit.RateLimiter`); set per export
         self.rate_limiter: RateLimiter | None = None
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
+        self._idle: queue.LifoQueue[requests.Session] = queue.LifoQueue()
+        self._closed = False
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
+    @contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        """A keep-alive session for one request. Sessions are pooled, not per thread: exports make
+        new sending threads each time, and a session per thread would pile up open connections."""
+        try:
+            session = self._idle.get_nowait()
+        except queue.Empty:
             session = requests.Session()
-            session.mount(self.target.base_url, HTTPAdapter(pool_connections=1, pool_maxsize=2))
+            session.mount(self.target.base_url, HTTPAdapter(pool_connections=1, pool_maxsize=1))
             session.verify = self.verify
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
+        try:
+            yield session
+        finally:
+            if self._closed:
+                session.close()
+            else:
+                self._idle.put(session)
 
     def close(self) -> None:
-        with self._lock:
-            for session in self._sessions:
-                session.close()
-            self._sessions.clear()
+        """Close the idle keep-alive connections (sessions in use close when they come back)."""
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
 
     def _headers(self, raw_size: int) -> dict[str, str]:
         headers = {
@@ -178,9 +188,10 @@ class WebTrackingClient:
             self.rate_limiter.acquire(len(payload))
         try:
             try:
-                response = self._session().post(
-                    self.target.track_url, data=payload, headers=headers, timeout=self.timeout
-                )
+                with self._session() as session:
+                    response = session.post(
+                        self.target.track_url, data=payload, headers=headers, timeout=self.timeout
+                    )
             except requests.ConnectionError as err:
                 if _never_connected(err):
                     raise _Refused(*err.args) from err

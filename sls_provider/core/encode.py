@@ -189,6 +189,12 @@ def _datetime_text(stamps: pl.Series) -> pl.Series:
     """isoformat(): fraction digits only when needed (6, or 9 for nanoseconds), offset when tz-aware."""
     zone = "%:z" if getattr(stamps.dtype, "time_zone", None) else ""
     base = "%Y-%m-%dT%H:%M:%S"
+    precise = getattr(stamps.dtype, "time_unit", "us") == "ns" and bool(
+        (stamps.dt.nanosecond() % 1000 != 0).any()
+    )
+    if not zone and not precise:
+        # One strftime instead of one per branch: a zero fraction is exactly what isoformat() omits.
+        return stamps.dt.to_string(base + "%.6f").str.strip_suffix(".000000").alias(stamps.name)
     nanos = pl.col("t").dt.nanosecond()
     fmt = pl.col("t").dt.to_string
     expr: Any = pl.when(nanos == 0).then(fmt(base + zone))

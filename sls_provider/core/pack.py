@@ -55,7 +55,7 @@ def _check_name(what: str, value: str) -> None:
 
 @dataclass
 class _OpenRequest:
-    parts: list[bytes] = field(default_factory=list)
+    parts: list[bytes | memoryview] = field(default_factory=list)
     logs: int = 0
     size: int = 0  # bytes of the rows joined by commas
 
@@ -149,7 +149,9 @@ class Packer:
         budget = self.row_budget(topic)
         ends = rows.ends
         starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else ends
-        data = memoryview(rows.data)
+        # Newlines to commas once for the whole chunk (offsets unchanged): a run of rows is then one
+        # slice, and a request's body is one join of the envelope and its slices.
+        data = memoryview(rows.data.replace(b"\n", b","))
         i, n = 0, len(ends)
         while i < n:
             current = self._open.setdefault(topic, _OpenRequest())
@@ -166,7 +168,7 @@ class Packer:
                     continue
                 yield self._flush(topic)  # the row fits an empty request, so this one holds rows
                 continue
-            part = bytes(data[int(starts[i]) : int(ends[j - 1])])
+            part = data[int(starts[i]) : int(ends[j - 1])]
             current.parts.append(part)
             added = len(part) + (1 if current.logs else 0)
             current.size += added
@@ -176,6 +178,10 @@ class Packer:
             i = j
             if current.logs >= self._max_logs:
                 yield self._flush(topic)
+        left = self._open.get(topic)
+        if left is not None:
+            # What stays open is copied out, so the chunk's buffer is not kept alive by it.
+            left.parts = [bytes(p) for p in left.parts]
         while self._pending > self._max_pending and self._open:
             largest = max(self._open, key=lambda t: self._open[t].size)
             yield self._flush(largest)
@@ -193,7 +199,13 @@ class Packer:
         current = self._open.pop(topic)
         self._pending -= current.size
         head, tail = self._envelope(topic, self._seq)
-        body = head + b",".join(current.parts).replace(b"\n", b",") + tail
+        pieces: list[bytes | memoryview] = [head]
+        for k, part in enumerate(current.parts):
+            if k:
+                pieces.append(b",")
+            pieces.append(part)
+        pieces.append(tail)
+        body = b"".join(pieces)
         request = Request(seq=self._seq, topic=topic, body=body, logs=current.logs)
         self._seq += 1
         return request
