@@ -46,6 +46,11 @@ def emulator() -> Iterator[SlsEmulator]:
         yield emu
 
 
+def content(log: dict[str, str]) -> dict[str, str]:
+    """A stored log without the service's own fields (``__topic__``, ``__tag__:...``)."""
+    return {k: v for k, v in log.items() if not k.startswith("__")}
+
+
 def sls_connection(endpoint: str, **extra: object) -> str:
     return json.dumps(
         {"conn_type": "sls", "host": endpoint, "extra": {"project": PROJECT, "logstore": LOGSTORE, **extra}}

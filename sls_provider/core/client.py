@@ -62,15 +62,20 @@ class Sent:
     attempts: int
 
 
-def classify(response: requests.Response, target: Target, topic: str, seq: int) -> SlsServiceError:
-    """Turn a non-200 answer into the right error, naming everything needed to act on it."""
-    code = message = None
+def error_body(response: requests.Response) -> tuple[str | None, str | None]:
+    """``errorCode`` and ``errorMessage`` of an SLS error answer (the start of the text if not JSON)."""
     try:
         payload = response.json()
-        if isinstance(payload, dict):
-            code, message = payload.get("errorCode"), payload.get("errorMessage")
     except ValueError:
-        message = response.text[:200] or None
+        return None, response.text[:200] or None
+    if isinstance(payload, dict):
+        return payload.get("errorCode"), payload.get("errorMessage")
+    return None, None
+
+
+def classify(response: requests.Response, target: Target, topic: str, seq: int) -> SlsServiceError:
+    """Turn a non-200 answer into the right error, naming everything needed to act on it."""
+    code, message = error_body(response)
     status = response.status_code
     request_id = response.headers.get("x-log-requestid")
     retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -98,10 +103,6 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None  # an HTTP date: rare from SLS, so fall back to our own backoff
-
-
-class _Refused(requests.ConnectionError):
-    """Stands for a connection that was never established (refused, unresolvable host)."""
 
 
 def _never_connected(err: requests.ConnectionError) -> bool:
@@ -187,21 +188,18 @@ class WebTrackingClient:
         if self.rate_limiter is not None:
             self.rate_limiter.acquire(len(payload))
         try:
-            try:
-                with self._session() as session:
-                    response = session.post(
-                        self.target.track_url, data=payload, headers=headers, timeout=self.timeout
-                    )
-            except requests.ConnectionError as err:
-                if _never_connected(err):
-                    raise _Refused(*err.args) from err
-                raise
-        except (requests.ConnectTimeout, _Refused) as err:
-            # Nothing reached the service: retrying cannot duplicate anything.
-            raise SlsRetryableError(
-                f"Could not connect to SLS at {self.target.base_url}: {type(err).__name__}: {err}"
-            ) from err
+            with self._session() as session:
+                response = session.post(
+                    self.target.track_url, data=payload, headers=headers, timeout=self.timeout
+                )
         except requests.RequestException as err:
+            if isinstance(err, requests.ConnectTimeout) or (
+                isinstance(err, requests.ConnectionError) and _never_connected(err)
+            ):
+                # Nothing reached the service: retrying cannot duplicate anything.
+                raise SlsRetryableError(
+                    f"Could not connect to SLS at {self.target.base_url}: {type(err).__name__}: {err}"
+                ) from err
             # The request may have reached the service: a retry can store its logs twice.
             raise SlsRetryableError(
                 f"No answer from SLS for request #{request.seq} (topic {request.topic!r}): "

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from sls_provider.core.client import API_VERSION
+from sls_provider.core.client import API_VERSION, error_body
 from sls_provider.core.endpoint import Target
 from sls_provider.core.errors import SlsConfigError, SlsRequestError, SlsRetryableError, SlsServiceError
 
@@ -100,12 +100,7 @@ class ManagementClient:
 
 
 def _error(response: requests.Response, target: Target, method: str) -> SlsServiceError:
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {}
-    code = payload.get("errorCode") if isinstance(payload, dict) else None
-    message = payload.get("errorMessage") if isinstance(payload, dict) else None
+    code, message = error_body(response)
     kind = (
         SlsRetryableError if response.status_code == 429 or response.status_code >= 500 else SlsRequestError
     )

@@ -141,9 +141,14 @@ class SlsWebTrackingHook(BaseHook):
         }
 
     @cached_property
+    def connection(self) -> Any:
+        """The ``sls`` connection, read once (a secrets backend or the API server may be behind it)."""
+        return self.get_connection(self.sls_conn_id)
+
+    @cached_property
     def settings(self) -> SlsSettings:
         """The connection's settings with this hook's arguments applied; validated."""
-        conn = self.get_connection(self.sls_conn_id)
+        conn = self.connection
         extra = conn.extra_dejson
         project = self.project or extra.get("project")
         logstore = self.logstore or extra.get("logstore")
@@ -193,8 +198,9 @@ class SlsWebTrackingHook(BaseHook):
     @cached_property
     def target(self) -> Target:
         settings = self.settings
-        conn = self.get_connection(self.sls_conn_id)
-        return resolve_target(settings.endpoint, settings.project, settings.logstore, port=conn.port)
+        return resolve_target(
+            settings.endpoint, settings.project, settings.logstore, port=self.connection.port
+        )
 
     def get_conn(self) -> WebTrackingClient:
         """The pooled, thread-safe client for this logstore."""
@@ -307,7 +313,7 @@ class SlsWebTrackingHook(BaseHook):
                 f"put_logs takes an iterable of mappings, got a {type(logs).__name__}"
                 + ("; use put_dataframe for a DataFrame" if isinstance(logs, pd.DataFrame) else "")
             )
-        _check_chunksize(chunksize)
+        check_chunksize(chunksize)
         export = ExportOptions(topic=topic, source=source, tags=tags, **options)
         return self.export(frames_from_records(logs, chunksize), export)
 
@@ -335,7 +341,7 @@ class SlsWebTrackingHook(BaseHook):
         return self.export(dataframe_chunks(df, chunksize), export)
 
 
-def _check_chunksize(chunksize: int) -> None:
+def check_chunksize(chunksize: int) -> None:
     if not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1:
         raise SlsInputError(f"chunksize must be a positive integer, got {chunksize!r}")
 
@@ -351,7 +357,7 @@ def as_pandas(df: Any) -> pd.DataFrame:
 
 def dataframe_chunks(df: Any, chunksize: int) -> Iterator[pd.DataFrame]:
     """Slices of ``chunksize`` rows (views, not copies)."""
-    _check_chunksize(chunksize)
+    check_chunksize(chunksize)
     frame = as_pandas(df)
     for start in range(0, len(frame), chunksize):
         yield frame.iloc[start : start + chunksize]

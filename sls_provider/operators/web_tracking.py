@@ -18,7 +18,12 @@ from sls_provider.core.compress import check_compress_type
 from sls_provider.core.export import ExportOptions, frames_from_rows
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
-from sls_provider.hooks.web_tracking import DEFAULT_CHUNKSIZE, SlsWebTrackingHook, dataframe_chunks
+from sls_provider.hooks.web_tracking import (
+    DEFAULT_CHUNKSIZE,
+    SlsWebTrackingHook,
+    check_chunksize,
+    dataframe_chunks,
+)
 from sls_provider.lineage import export_lineage
 from sls_provider.sources.sql import stream_query
 
@@ -116,8 +121,7 @@ class SlsWebTrackingOperator(BaseOperator):
             raise ValueError(f"{self.task_id}: pass exactly one of sql= or dataframe=")
         if sql is not None and not sql_conn_id:
             raise ValueError(f"{self.task_id}: sql= needs sql_conn_id= (the connection to run it on)")
-        if not isinstance(chunksize, int) or chunksize < 1:
-            raise ValueError(f"{self.task_id}: chunksize must be a positive integer, got {chunksize!r}")
+        check_chunksize(chunksize)
         self.sls_conn_id = sls_conn_id
         self.project = project
         self.logstore = logstore

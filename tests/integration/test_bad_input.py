@@ -15,13 +15,9 @@ import pytest
 from sls_provider.core.errors import SlsConfigError, SlsInputError
 from sls_provider.emulator import SlsEmulator
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
-from tests.conftest import LOGSTORE, PROJECT, sls_connection
+from tests.conftest import LOGSTORE, PROJECT, content, sls_connection
 
 MiB = 1024 * 1024
-
-
-def content(log: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in log.items() if not k.startswith("__")}
 
 
 def nothing_sent(emu: SlsEmulator) -> bool:

@@ -11,11 +11,7 @@ import pytest
 from sls_provider.core.errors import SlsConfigError, SlsInputError, SlsRequestError
 from sls_provider.emulator import SlsEmulator
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
-from tests.conftest import LOGSTORE, PROJECT, sls_connection
-
-
-def content(log: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in log.items() if not k.startswith("__")}
+from tests.conftest import LOGSTORE, PROJECT, content, sls_connection
 
 
 def test_put_dataframe_several_topics_and_tags(sls_conn: SlsEmulator) -> None:

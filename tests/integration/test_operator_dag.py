@@ -14,15 +14,10 @@ from airflow.sdk import DAG, task
 
 from sls_provider.emulator import SlsEmulator
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
-from tests.conftest import LOGSTORE, PROJECT
+from tests.conftest import LOGSTORE, PROJECT, content
 from tests.dagrun import START, run
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
-
-
-def content(log: dict[str, str]) -> dict[str, str]:
-    """A stored log without the service's own fields."""
-    return {k: v for k, v in log.items() if not k.startswith("__")}
 
 
 def test_dataframe_from_upstream_taskflow_task(sls_conn: SlsEmulator, tmp_path: Path) -> None:

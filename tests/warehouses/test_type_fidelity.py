@@ -32,7 +32,7 @@ from sls_provider.core.encode import encode_frame
 from sls_provider.core.export import frames_from_rows
 from sls_provider.emulator import SlsEmulator
 from sls_provider.sources.sql import stream_query
-from tests.conftest import LOGSTORE, PROJECT, sls_connection
+from tests.conftest import LOGSTORE, PROJECT, content, sls_connection
 from tests.warehouses.conftest import MARIADB, POSTGRES, Server, table_name, unreachable
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -243,10 +243,6 @@ SAME_AS_POSTGRES = {
     | {"doc_compact": "doc"},
     "sqlite": {k: k for k in ("id", "big", "ts", "day", "doc", "bin", "note", "dbl")},
 }
-
-
-def content(log: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in log.items() if not k.startswith("__")}
 
 
 # -- one DAG run exporting every reachable source -------------------------------------------------
