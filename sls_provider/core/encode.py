@@ -24,14 +24,15 @@ from sls_provider.core.values import to_text
 
 @dataclass(frozen=True)
 class EncodedRows:
-    """Rows encoded as JSON objects, each followed by ``\\n``.
+    """Rows encoded as JSON objects, each followed by a ``,``: a run of consecutive rows is already
+    the inside of a JSON array, so a request body is its envelope plus slices of ``data``.
 
-    :param data: the NDJSON bytes.
-    :param ends: for row ``i``, the offset of its terminating newline; row ``i`` is
+    :param data: the rows (``bytes``, or a ``memoryview`` of the encoder's own buffer).
+    :param ends: for row ``i``, the offset of the comma after it; row ``i`` is
         ``data[ends[i-1] + 1 : ends[i]]`` (with ``ends[-1]`` taken as ``-1``).
     """
 
-    data: bytes
+    data: bytes | memoryview
     ends: np.ndarray
 
     def __len__(self) -> int:
@@ -39,22 +40,28 @@ class EncodedRows:
 
     def row(self, i: int) -> bytes:
         start = int(self.ends[i - 1]) + 1 if i else 0
-        return self.data[start : int(self.ends[i])]
+        return bytes(self.data[start : int(self.ends[i])])
 
     def take(self, rows: np.ndarray) -> EncodedRows:
         """The selected rows, in the given order (used to split a chunk by topic)."""
         starts = np.concatenate(([0], self.ends[:-1] + 1))[rows]
+        ends = self.ends[rows]
         view = memoryview(self.data)
-        spans = zip(starts.tolist(), self.ends[rows].tolist(), strict=True)
-        data = b"".join([view[s : e + 1] for s, e in spans])
-        return from_ndjson(data)
+        data = b"".join([view[s : e + 1] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
+        return EncodedRows(data, np.cumsum(ends - starts + 1) - 1)
 
 
-def from_ndjson(data: bytes) -> EncodedRows:
-    """Index NDJSON bytes (every row terminated by ``\\n``): raw newlines only separate rows, since
-    JSON escapes them inside strings."""
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
-    return EncodedRows(data, ends)
+def from_ndjson(data: bytes | bytearray | memoryview) -> EncodedRows:
+    """Index NDJSON (every row terminated by ``\\n``) and turn its newlines into commas: raw
+    newlines only separate rows, since JSON escapes them inside strings. A writable buffer is
+    changed in place (the encoder's own, which saves a copy of every chunk); bytes are copied."""
+    view = memoryview(data)
+    if view.readonly:
+        view = memoryview(bytearray(view))
+    array = np.frombuffer(view, dtype=np.uint8)
+    ends = np.flatnonzero(array == 0x0A)
+    array[ends] = 0x2C
+    return EncodedRows(view, ends)
 
 
 def encode_frame(frame: pd.DataFrame, keys: list[str]) -> EncodedRows:
@@ -63,15 +70,17 @@ def encode_frame(frame: pd.DataFrame, keys: list[str]) -> EncodedRows:
     if len(frame) == 0:
         return EncodedRows(b"", np.empty(0, dtype=np.int64))
     if not keys:
-        return from_ndjson(b"{}\n" * len(frame))
+        return from_ndjson(bytearray(b"{}\n" * len(frame)))
     columns = [column_text(frame.iloc[:, i], key) for i, key in enumerate(keys)]
     buffer = io.BytesIO()
     pl.DataFrame(columns).write_ndjson(buffer)
+    nulls = [series.name for series in columns if series.null_count()]
+    if not nulls:
+        return from_ndjson(buffer.getbuffer())
     data = buffer.getvalue()
-    for series in columns:
-        if series.null_count():
-            data = _drop_nulls(data, series.name)
-    return from_ndjson(data)
+    for name in nulls:
+        data = _drop_nulls(data, name)
+    return from_ndjson(bytearray(data))
 
 
 def _drop_nulls(data: bytes, key: str) -> bytes:

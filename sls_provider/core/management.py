@@ -100,7 +100,7 @@ class ManagementClient:
 
 
 def _error(response: requests.Response, target: Target, method: str) -> SlsServiceError:
-    code, message = error_body(response)
+    code, message = error_body(response.content)
     kind = (
         SlsRetryableError if response.status_code == 429 or response.status_code >= 500 else SlsRequestError
     )

@@ -149,9 +149,9 @@ class Packer:
         budget = self.row_budget(topic)
         ends = rows.ends
         starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else ends
-        # Newlines to commas once for the whole chunk (offsets unchanged): a run of rows is then one
-        # slice, and a request's body is one join of the envelope and its slices.
-        data = memoryview(rows.data.replace(b"\n", b","))
+        # Rows are comma-separated already: a run of rows is one slice, and a request's body is one
+        # join of the envelope and its slices.
+        data = memoryview(rows.data)
         i, n = 0, len(ends)
         while i < n:
             current = self._open.setdefault(topic, _OpenRequest())

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+import urllib3
 
-from sls_provider.core.client import RetryPolicy, WebTrackingClient, classify
+from sls_provider.core.client import Answer, RetryPolicy, WebTrackingClient, classify
 from sls_provider.core.endpoint import Target, resolve_target
 from sls_provider.core.errors import SlsRequestError, SlsRetryableError, SlsServiceError
 from sls_provider.core.pack import Request
@@ -74,7 +75,7 @@ def test_transient_answers_are_retryable(emu: SlsEmulator, target: Target, statu
     emu.faults.fail_next(status=status, error_code=code)
     response = post(target)
     assert response.status_code == status
-    error = classify(response, target, "orders", 7)
+    error = classify(answer(response), target, "orders", 7)
     assert isinstance(error, SlsRetryableError)
     assert error.retryable
     check_message(error, response, status, code)
@@ -99,7 +100,7 @@ def test_other_answers_are_final(emu: SlsEmulator, target: Target, status: int, 
     emu.faults.fail_next(status=status, error_code=code)
     response = post(target)
     assert response.status_code == status
-    error = classify(response, target, "orders", 7)
+    error = classify(answer(response), target, "orders", 7)
     assert isinstance(error, SlsRequestError)
     assert not error.retryable
     check_message(error, response, status, code)
@@ -110,7 +111,7 @@ def test_web_tracking_off_is_final_and_says_so(emu: SlsEmulator, target: Target)
     emu.set_web_tracking(PROJECT, LOGSTORE, False)
     response = post(target)
     assert response.status_code == 403
-    error = classify(response, target, "orders", 7)
+    error = classify(answer(response), target, "orders", 7)
     assert isinstance(error, SlsRequestError)
     check_message(error, response, 403, "Unauthorized")
     assert "Web tracking may be off" in str(error)
@@ -118,35 +119,34 @@ def test_web_tracking_off_is_final_and_says_so(emu: SlsEmulator, target: Target)
 
 def test_real_bad_body_is_final(emu: SlsEmulator, target: Target) -> None:
     response = post(target, body=b"{not json")
-    error = classify(response, target, "orders", 7)
+    error = classify(answer(response), target, "orders", 7)
     assert isinstance(error, SlsRequestError)
     check_message(error, response, 400, "PostBodyInvalid")
 
 
 def test_real_missing_logstore_and_project_are_final(emu: SlsEmulator, target: Target) -> None:
     response = post(target, logstore="nope")
-    error = classify(response, target, "orders", 7)
+    error = classify(answer(response), target, "orders", 7)
     assert isinstance(error, SlsRequestError)
     assert (error.status, error.error_code) == (404, "LogStoreNotExist")
     response = post(target, project="other-proj")
-    error = classify(response, target, "orders", 7)
+    error = classify(answer(response), target, "orders", 7)
     assert isinstance(error, SlsRequestError)
     assert (error.status, error.error_code) == (404, "ProjectNotExist")
 
 
 def test_retry_after_is_read(emu: SlsEmulator, target: Target) -> None:
     emu.faults.fail_next(status=429, error_code="TooManyRequests", retry_after=3)
-    error = classify(post(target), target, "orders", 7)
+    error = classify(answer(post(target)), target, "orders", 7)
     assert error.retry_after == 3.0
 
 
-def hand_made(status: int, body: bytes, headers: dict[str, str] | None = None) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = body
-    response.headers.update(headers or {})
-    response.encoding = "utf-8"
-    return response
+def hand_made(status: int, body: bytes, headers: dict[str, str] | None = None) -> Answer:
+    return Answer(status, urllib3.HTTPHeaderDict(headers or {}), body)
+
+
+def answer(response: requests.Response) -> Answer:
+    return Answer(response.status_code, response.headers, response.content)
 
 
 def test_non_json_answer_from_a_proxy() -> None:

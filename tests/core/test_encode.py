@@ -28,14 +28,16 @@ SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
 def decode(rows: EncodedRows) -> list[dict[str, str]]:
-    """Parse NDJSON independently of EncodedRows.row, and check the framing agrees with it."""
-    assert rows.data == b"" or rows.data.endswith(b"\n")
-    lines = rows.data.split(b"\n")[:-1]
-    assert len(lines) == len(rows)
+    """Parse the rows as one JSON array, independently of EncodedRows.row, and check the framing
+    (each row followed by a comma at its ``ends`` offset) agrees with it."""
+    data = bytes(rows.data)
+    assert data == b"" or data.endswith(b",")
+    assert all(data[e] == ord(",") for e in rows.ends.tolist())
+    objs = json.loads(b"[" + data[:-1] + b"]") if data else []
+    assert len(objs) == len(rows)
     out = []
-    for i, line in enumerate(lines):
-        assert rows.row(i) == line
-        obj = json.loads(line.decode("utf-8"))
+    for i, obj in enumerate(objs):
+        assert json.loads(rows.row(i)) == obj
         assert isinstance(obj, dict)
         assert all(isinstance(v, str) for v in obj.values()), obj
         out.append(obj)
@@ -339,13 +341,13 @@ def test_empty_frame_and_frame_without_columns() -> None:
 def test_values_with_newlines_never_break_the_row_framing() -> None:
     frame = pd.DataFrame({"t": ["a\nb", "\n", "c\r\n"], "n": [1, 2, 3]})
     rows = encode_frame(frame, ["t", "n"])
-    assert rows.data.count(b"\n") == 3
+    assert len(rows) == 3
     assert decode(rows) == [{"t": "a\nb", "n": "1"}, {"t": "\n", "n": "2"}, {"t": "c\r\n", "n": "3"}]
 
 
 def test_output_is_utf8_json_that_keeps_non_ascii_text() -> None:
     rows = encode_frame(pd.DataFrame({"t": ["日本語 ✓ 😀"]}), ["t"])
-    assert "日本語 ✓ 😀".encode() in rows.data
+    assert "日本語 ✓ 😀".encode() in bytes(rows.data)
     assert decode(rows) == [{"t": "日本語 ✓ 😀"}]
 
 
@@ -355,10 +357,20 @@ def test_take_selects_rows_in_the_given_order() -> None:
     assert decode(picked) == [{"n": "3"}, {"n": "0"}, {"n": "2"}]
 
 
-def test_from_ndjson_indexes_row_ends() -> None:
-    rows = from_ndjson(b'{"a":"1"}\n{}\n{"b":"x\\ny"}\n')
+def test_from_ndjson_indexes_row_ends_and_separates_rows_with_commas() -> None:
+    ndjson = b'{"a":"1"}\n{}\n{"b":"x\\ny"}\n'
+    rows = from_ndjson(ndjson)
     assert rows.ends.tolist() == [9, 12, 25]
     assert [rows.row(i) for i in range(3)] == [b'{"a":"1"}', b"{}", b'{"b":"x\\ny"}']
+    assert bytes(rows.data) == b'{"a":"1"},{},{"b":"x\\ny"},'
+    assert ndjson.count(b"\n") == 3  # bytes are copied, never changed
+
+
+def test_from_ndjson_changes_a_writable_buffer_in_place() -> None:
+    buffer = bytearray(b'{"a":"1"}\n{}\n')
+    rows = from_ndjson(buffer)
+    assert buffer == b'{"a":"1"},{},'
+    assert rows.row(1) == b"{}"
 
 
 @pytest.mark.parametrize(

@@ -374,7 +374,7 @@ def stream_logs(hook: Any, sql: str, chunksize: int = 2) -> list[dict[str, str]]
     logs: list[dict[str, str]] = []
     for frame in stream_query(hook, sql, None, chunksize, frames_from_rows):
         encoded = encode_frame(frame, [str(c) for c in frame.columns])
-        logs.extend(json.loads(line) for line in encoded.data.decode().splitlines())
+        logs.extend(json.loads(encoded.row(i)) for i in range(len(encoded)))
     return logs
 
 
