@@ -159,7 +159,7 @@ def _plan(column: pd.Series, name: str) -> _Column:
     elif pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         # Nullable Int64 / boolean: polars keeps the mask, so NULLs never turn ints into floats.
         return _Column(_polars(column, name), pl.col(name).cast(pl.String))
-    return _ready(object_text(name, column.tolist()))
+    return _object_column(name, column.tolist())
 
 
 def _polars(column: pd.Series, name: str) -> pl.Series:
@@ -189,23 +189,24 @@ def _offset_text(seconds: int) -> str:
     return f"{sign}{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
 
 
-def object_text(name: str, values: list) -> pl.Series:
+def _object_column(name: str, values: list) -> _Column:
     """Values of any Python types (object columns, SQL cursor rows), with fast paths for the common
     case of one type per column."""
     types = set(map(type, values))
     types.discard(type(None))
     if types <= {str}:
-        return _strings(name, values)
+        return _ready(_strings(name, values))
     if types == {int}:
         try:
-            return pl.Series(name, values, dtype=pl.Int64).cast(pl.String)
+            return _Column(pl.Series(name, values, dtype=pl.Int64), pl.col(name).cast(pl.String))
         except (OverflowError, TypeError, pl.exceptions.PolarsError):
             pass  # beyond int64: the general path spells it with str()
     elif types == {float}:
-        return _float_text(name, np.array([np.nan if v is None else v for v in values], dtype=np.float64))
+        return _float_column(name, np.array([np.nan if v is None else v for v in values], dtype=np.float64))
     elif types == {dt.datetime} and all(v is None or v.tzinfo is None for v in values):
-        return _datetime_text(pl.Series(name, values, dtype=pl.Datetime("us")))
-    return _strings(name, list(map(to_text, values)))
+        stamps = pl.Series(name, values, dtype=pl.Datetime("us"))
+        return _Column(stamps, _datetime_expr(pl.col(name), stamps.dtype))
+    return _ready(_strings(name, list(map(to_text, values))))
 
 
 def _strings(name: str, texts: list) -> pl.Series:
@@ -241,10 +242,6 @@ def _float_column(name: str, values: np.ndarray) -> _Column:
     tiny = np.flatnonzero((np.abs(values) < 1e-4) & (values != 0))
     patches = (tiny, [repr(float(v)) for v in values[tiny]]) if len(tiny) else None
     return _Column(pl.Series(name, values), pl.col(name).fill_nan(None).cast(pl.String), patches)
-
-
-def _float_text(name: str, values: np.ndarray) -> pl.Series:
-    return _texts([_float_column(name, values)]).to_series()
 
 
 def _datetime_text(stamps: pl.Series) -> pl.Series:
