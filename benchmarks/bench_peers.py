@@ -466,7 +466,13 @@ def main(argv: list[str] | None = None) -> int:
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": m.machine(),
             "versions": m.versions(
-                "polars", "pandas", "lz4", "requests", "alibabacloud-sls20201230", "aliyun-log-python-sdk"
+                "polars",
+                "pandas",
+                "lz4",
+                "urllib3",
+                "requests",
+                "alibabacloud-sls20201230",
+                "aliyun-log-python-sdk",
             ),
             "rows": args.rows,
             "peer_rows": args.peer_rows,

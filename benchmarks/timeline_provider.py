@@ -81,7 +81,9 @@ def draw(events: list[Event], started: float, seconds: float, ms: float) -> str:
     totals: dict[str, float] = {}
     for _, letter, begin, end in events:
         totals[letter] = totals.get(letter, 0.0) + end - begin
-    lines.append("wall ms in each step, all threads: " + ", ".join(f"{k} {v * 1000:.0f}" for k, v in totals.items()))
+    lines.append(
+        "wall ms in each step, all threads: " + ", ".join(f"{k} {v * 1000:.0f}" for k, v in totals.items())
+    )
     return "\n".join(lines)
 
 
