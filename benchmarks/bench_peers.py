@@ -113,7 +113,8 @@ def _patch_dns() -> None:
     socket.getaddrinfo = fake
 
 
-def sender_provider(port: int) -> Callable[[pd.DataFrame], None]:
+def provider_hook(port: int) -> Any:
+    """``SlsWebTrackingHook`` on the ``sls_default`` connection, pointed at the sink (lz4)."""
     os.environ["AIRFLOW_CONN_SLS_DEFAULT"] = json.dumps(
         {
             "conn_type": "sls",
@@ -123,7 +124,11 @@ def sender_provider(port: int) -> Callable[[pd.DataFrame], None]:
     )
     from sls_provider.hooks.web_tracking import SlsWebTrackingHook
 
-    hook = SlsWebTrackingHook()
+    return SlsWebTrackingHook()
+
+
+def sender_provider(port: int) -> Callable[[pd.DataFrame], None]:
+    hook = provider_hook(port)
 
     def send(df: pd.DataFrame) -> None:
         summary = hook.put_dataframe(df, topic=TOPIC, source=SOURCE)

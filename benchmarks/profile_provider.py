@@ -14,8 +14,6 @@ self and by total samples, per thread kind (the calling thread vs the ``sls-send
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from collections import Counter
@@ -28,16 +26,7 @@ import bench_peers  # noqa: E402
 
 def run(repeat: int, rows: int, profiler: str) -> None:
     with m.Sink() as sink:
-        os.environ["AIRFLOW_CONN_SLS_DEFAULT"] = json.dumps(
-            {
-                "conn_type": "sls",
-                "host": f"http://127.0.0.1:{sink.port}",
-                "extra": {"project": "proj", "logstore": "store", "compress_type": "lz4"},
-            }
-        )
-        from sls_provider.hooks.web_tracking import SlsWebTrackingHook
-
-        hook = SlsWebTrackingHook()
+        hook = bench_peers.provider_hook(sink.port)
         df = bench_peers.make_frame(rows)
         hook.put_dataframe(df.iloc[:2000], topic="bench", source="bench-host")
 

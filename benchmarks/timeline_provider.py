@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import os
 import sys
 import threading
 import time
@@ -96,16 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     events: list[Event] = []
     instrument(events)
     with m.Sink() as sink:
-        os.environ["AIRFLOW_CONN_SLS_DEFAULT"] = json.dumps(
-            {
-                "conn_type": "sls",
-                "host": f"http://127.0.0.1:{sink.port}",
-                "extra": {"project": "proj", "logstore": "store", "compress_type": "lz4"},
-            }
-        )
-        from sls_provider.hooks.web_tracking import SlsWebTrackingHook
-
-        hook = SlsWebTrackingHook()
+        hook = bench_peers.provider_hook(sink.port)
         df = bench_peers.make_frame(args.rows)
         hook.put_dataframe(df.iloc[:2000], topic="bench", source="bench-host")
         started, seconds = 0.0, 0.0
