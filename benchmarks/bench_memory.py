@@ -118,7 +118,7 @@ def drop_postgres(user: str, tables: list[str]) -> None:
 # -- one export, in a child process -------------------------------------------------------------------
 
 
-def child(sql_conn: str, table: str, port: int) -> dict[str, Any]:
+def child(sql_conn: str, table: str, port: int, chunksize: int | None) -> dict[str, Any]:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
@@ -139,6 +139,7 @@ def child(sql_conn: str, table: str, port: int) -> dict[str, Any]:
         topic=TOPIC,
         source="bench-host",
         resume=False,
+        **({"chunksize": chunksize} if chunksize else {}),
     )
     ti = SimpleNamespace(dag_id="bench_memory", task_id=operator.task_id, run_id="bench", map_index=-1)
     context = {"ti": ti}
@@ -158,9 +159,21 @@ def child(sql_conn: str, table: str, port: int) -> dict[str, Any]:
     }
 
 
-def run_child(sql_conn: dict[str, Any], table: str, port: int) -> dict[str, Any]:
+def run_child(sql_conn: dict[str, Any], table: str, port: int, chunksize: int | None) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        json.dumps(sql_conn),
+        "--table",
+        table,
+        "--port",
+        str(port),
+    ]
+    if chunksize:
+        command += ["--chunksize", str(chunksize)]
     out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(sql_conn), "--table", table, "--port", str(port)],
+        command,
         capture_output=True,
         text=True,
         timeout=900,
@@ -178,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=300_000)
     parser.add_argument("--large", type=int, default=3_000_000)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--chunksize", type=int, help="the operator's chunksize (default: its own default)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--table", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print("RESULT " + json.dumps(child(args.child, args.table, args.port)), flush=True)
+        print("RESULT " + json.dumps(child(args.child, args.table, args.port, args.chunksize)), flush=True)
         return 0
 
     from sls_provider.emulator import SlsEmulator
@@ -226,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                             }
                             table = f"sls_bench_events_{n}"
                         emu.clear()
-                        res = run_child(conn, table, emu.port)
+                        res = run_child(conn, table, emu.port, args.chunksize)
                         res["stored"] = emu.count(PROJECT, LOGSTORE)
                         res["source"], res["size"], res["table_rows"] = source, label, n
                         results[f"{source}/{label}"] = res
@@ -290,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": m.machine(),
             "path": "SlsWebTrackingOperator(sql=..., sql_conn_id=...).execute(minimal context), resume=False",
+            "chunksize": args.chunksize,
             "rss_method": "VmHWM of the export's own subprocess over its whole life (imports included)",
             "results": results,
             "growth_bytes": growth,
