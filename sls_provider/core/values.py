@@ -56,14 +56,26 @@ def _json_default(value: Any) -> Any:
     # Containers and numpy scalars nested inside a dict/list stay JSON arrays, objects, numbers and
     # booleans; spelling them with to_text() would nest JSON text as a quoted string.
     if isinstance(value, np.ndarray):
-        return _array_list(value)
+        return _finite(_array_list(value))
     if isinstance(value, np.bool_ | np.integer | np.floating) and not isinstance(value, np.timedelta64):
-        return value.item()
+        return _finite(value.item())
     if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
+        return _finite(sorted(value, key=repr))
     if isinstance(value, Mapping):
-        return dict(value)
+        return _finite(dict(value))
     return to_text(value)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinite floats inside it as ``None``: JSON has no spelling for them
+    (Python's ``NaN`` / ``Infinity`` would make the text unreadable to SLS's JSON functions)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _array_list(value: np.ndarray) -> list:
@@ -78,7 +90,12 @@ def to_json_text(value: Any) -> str:
     """Compact JSON for dicts, lists and arrays, non-ASCII kept; other values inside via :func:`to_text`."""
     if isinstance(value, np.ndarray):
         value = _array_list(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    try:
+        return json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
+        )
+    except ValueError:  # a NaN or infinity inside: rare, so only then walk the value to replace them
+        return json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
 def _to_text_slow(value: Any) -> str | None:

@@ -267,6 +267,21 @@ def test_datetime_arrays_and_scalars_inside_containers_stay_isoformat() -> None:
     assert json.loads(to_text(nested)) == {"at": "2024-01-02T03:04:05", "took": "P0DT0H0M5S"}
 
 
+def test_nan_and_infinity_inside_containers_are_json_null() -> None:
+    # Strict JSON has no NaN or Infinity; SLS's json_extract() cannot read Python's spelling of them.
+    nan, inf = float("nan"), float("inf")
+    assert to_text({"a": nan, "b": [1.5, -inf, {"c": inf}], "d": (nan,)}) == (
+        '{"a":null,"b":[1.5,null,{"c":null}],"d":[null]}'
+    )
+    assert (
+        to_text([np.float64("nan"), np.array([1.0, np.inf]), {2.0, nan} - {nan}]) == "[null,[1.0,null],[2.0]]"
+    )
+    assert (
+        to_text({"m": pd.Series([0.5, np.nan]).to_dict(), "s": {nan}})
+        == '{"m":{"0":0.5,"1":null},"s":[null]}'
+    )
+
+
 def test_to_json_text_is_compact() -> None:
     assert to_json_text({"a": [1, {"b": None}]}) == '{"a":[1,{"b":null}]}'
     assert " " not in to_json_text({"a": [1, 2], "b": {"c": 3}})
