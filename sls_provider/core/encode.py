@@ -1,10 +1,12 @@
-"""Columnar encoding: a DataFrame chunk -> one JSON object per row, as newline-separated UTF-8.
+"""Columnar encoding: a DataFrame chunk -> one JSON object per row, each followed by a comma.
 
 Building one Python dict per row costs microseconds a row and dominates every per-row sender, so
-this module never does: each column is turned into a polars ``String`` series with the spelling of
-:func:`sls_provider.core.values.to_text`, then polars writes all rows as NDJSON in native code.
-Missing values come out of polars as ``"key":null`` and are cut out of the bytes afterwards, which
-is safe because a log key is ``[A-Za-z0-9_]`` and a quote inside a JSON string is always escaped.
+this module never does: one polars query turns every column into a ``String`` column with the
+spelling of :func:`sls_provider.core.values.to_text`, then polars writes all rows as NDJSON in
+native code, and the row-separating newlines become commas in place, so that a run of rows is
+already the inside of the request's ``__logs__`` array. Missing values come out of polars as
+``"key":null`` and are cut out of the bytes, which is safe because a log key is ``[A-Za-z0-9_]``
+and a quote inside a JSON string is always escaped.
 """
 
 from __future__ import annotations
