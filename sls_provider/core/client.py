@@ -200,10 +200,11 @@ class WebTrackingClient:
                 "POST", self.target.track_url, body=payload, headers=headers, preload_content=True
             )
         except urllib3.exceptions.HTTPError as err:
-            if isinstance(err, urllib3.exceptions.ConnectTimeoutError):
-                # Refused, unresolvable or timed out while connecting (NewConnectionError and
-                # NameResolutionError are kinds of it): nothing reached the service, so a retry
-                # cannot duplicate anything.
+            cause = err.original_error if isinstance(err, urllib3.exceptions.ProxyError) else err
+            if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
+                # Refused, unresolvable or timed out while connecting, to the service or to the
+                # proxy (NewConnectionError and NameResolutionError are kinds of it): nothing
+                # reached the service, so a retry cannot duplicate anything.
                 raise SlsRetryableError(
                     f"Could not connect to SLS at {self.target.base_url}: {type(err).__name__}: {err}"
                 ) from err

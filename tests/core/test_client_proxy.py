@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sls_provider.core.client import WebTrackingClient
+from sls_provider.core.client import RetryPolicy, WebTrackingClient
 from sls_provider.core.endpoint import resolve_target
+from sls_provider.core.errors import SlsRetryableError
 from sls_provider.core.pack import Request
 from sls_provider.emulator import SlsEmulator
 
@@ -111,3 +112,19 @@ def test_no_proxy_sends_directly(
         client.close()
     assert proxy.seen == []
     assert emu.count(PROJECT, LOGSTORE, "t") == 1
+
+
+def test_an_unreachable_proxy_is_a_connection_error_that_sent_nothing(
+    emu: SlsEmulator, proxy: ForwardingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy.server.server_close()  # the port now refuses connections
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    retry = RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.001)
+    client = WebTrackingClient(resolve_target(emu.endpoint, PROJECT, LOGSTORE), retry=retry)
+    try:
+        with pytest.raises(SlsRetryableError, match="Could not connect") as info:
+            client.send(request(0))
+    finally:
+        client.close()
+    assert info.value.ambiguous is False  # a retry cannot store anything twice
+    assert emu.count(PROJECT, LOGSTORE) == 0
