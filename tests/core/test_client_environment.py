@@ -9,6 +9,7 @@ import datetime as dt
 import http.client
 import ipaddress
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -140,8 +141,10 @@ def test_no_proxy_sends_directly(
 def test_an_unreachable_proxy_is_a_connection_error_that_sent_nothing(
     emu: SlsEmulator, proxy: ForwardingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy.server.server_close()  # the port now refuses connections
-    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    # A port bound but not listening refuses connections, and no other test can take it meanwhile.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed.getsockname()[1]}")
     retry = RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.001)
     client = WebTrackingClient(resolve_target(emu.endpoint, PROJECT, LOGSTORE), retry=retry)
     try:
@@ -149,8 +152,10 @@ def test_an_unreachable_proxy_is_a_connection_error_that_sent_nothing(
             client.send(request(0))
     finally:
         client.close()
+        closed.close()
     assert info.value.ambiguous is False  # a retry cannot store anything twice
     assert emu.count(PROJECT, LOGSTORE) == 0
+    assert proxy.seen == []
 
 
 def send_one(emu: SlsEmulator) -> None:
