@@ -179,6 +179,7 @@ class Exporter:
             else None
         )
         self._keys: dict[tuple, list[str]] = {}
+        self._keys_lock = threading.Lock()
         if options.export_id is None:
             # Every export is tagged, so a duplicate left by an ambiguous failure can be found.
             options = replace(options, export_id=uuid.uuid4().hex[:16])
@@ -191,9 +192,11 @@ class Exporter:
 
     def _keys_for(self, columns: list) -> list[str]:
         signature = tuple(columns)
-        keys = self._keys.get(signature)
-        if keys is None:
-            keys = self._keys[signature] = resolve_keys(columns, self.options.key_policy)
+        # Encoder threads ask at once; resolving a column set once also logs its warnings once.
+        with self._keys_lock:
+            keys = self._keys.get(signature)
+            if keys is None:
+                keys = self._keys[signature] = resolve_keys(columns, self.options.key_policy)
         return keys
 
     def _topics(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, np.ndarray | None]]]:

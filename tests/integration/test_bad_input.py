@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from sls_provider.core import export
 from sls_provider.core.errors import SlsConfigError, SlsInputError
 from sls_provider.emulator import SlsEmulator
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
@@ -127,6 +129,24 @@ def test_time_key_is_sent_with_one_warning(sls_conn: SlsEmulator, caplog: pytest
         SlsWebTrackingHook().put_dataframe(frame, chunksize=1)  # three chunks, one warning
     assert sum("__time__" in r.getMessage() for r in caplog.records) == 1
     assert sls_conn.count(PROJECT, LOGSTORE) == 3
+
+
+def test_column_names_are_resolved_once_although_two_threads_encode(
+    sls_conn: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slowed down so both encoder threads ask for the keys of the same column set at once.
+    calls: list[tuple] = []
+    real = export.resolve_keys
+
+    def slow_resolve_keys(columns: list, policy: str) -> list[str]:
+        calls.append(tuple(columns))
+        time.sleep(0.05)
+        return real(columns, policy)
+
+    monkeypatch.setattr(export, "resolve_keys", slow_resolve_keys)
+    SlsWebTrackingHook().put_dataframe(pd.DataFrame({"v": [1, 2, 3, 4]}), chunksize=1)
+    assert calls == [("v",)]
+    assert sls_conn.count(PROJECT, LOGSTORE) == 4
 
 
 @pytest.mark.parametrize("what", ["topic", "source"])
