@@ -178,9 +178,10 @@ def _aware_datetime_text(column: pd.Series, name: str) -> pl.Series:
     wall = column.dt.tz_localize(None)
     seconds = (wall - column.dt.tz_convert("UTC").dt.tz_localize(None)).dt.total_seconds()
     codes, inverse = np.unique(seconds.fillna(0).to_numpy(dtype=np.int64), return_inverse=True)
-    offsets = pl.Series(name, [_offset_text(int(c)) for c in codes], dtype=pl.String)[inverse.ravel()]
-    text = _datetime_text(_polars(wall, name))
-    return pl.DataFrame({"t": text, "o": offsets}).select(pl.concat_str("t", "o").alias(name)).to_series()
+    offsets = pl.Series("o", [_offset_text(int(c)) for c in codes], dtype=pl.String)[inverse.ravel()]
+    frame = pl.DataFrame([_polars(wall, "t"), offsets])
+    text = pl.concat_str(_datetime_expr(pl.col("t"), frame.schema["t"]), pl.col("o"))
+    return frame.select(text.alias(name)).to_series()
 
 
 def _offset_text(seconds: int) -> str:
@@ -246,21 +247,11 @@ def _float_column(name: str, values: np.ndarray) -> _Column:
     return _Column(pl.Series(name, values), pl.col(name).fill_nan(None).cast(pl.String), patches)
 
 
-def _datetime_text(stamps: pl.Series) -> pl.Series:
-    return pl.DataFrame([stamps]).select(_datetime_expr(pl.col(stamps.name), stamps.dtype)).to_series()
-
-
 def _datetime_expr(stamps: pl.Expr, dtype: Any) -> pl.Expr:
-    """isoformat(): fraction digits only when needed (6, or 9 for nanoseconds), offset when tz-aware."""
+    """isoformat() of naive stamps: fraction digits only when needed (6, or 9 for nanoseconds). One
+    strftime, then cut what isoformat() omits: the last 3 digits of a whole microsecond, and a zero
+    fraction. (Tz-aware stamps get their offsets from pandas: see :func:`_aware_datetime_text`.)"""
     base = "%Y-%m-%dT%H:%M:%S"
-    if getattr(dtype, "time_zone", None):
-        nanos = stamps.dt.nanosecond()
-        fmt = stamps.dt.to_string
-        expr: Any = pl.when(nanos == 0).then(fmt(base + "%:z"))
-        expr = expr.when(nanos % 1000 != 0).then(fmt(base + "%.9f%:z"))
-        return expr.otherwise(fmt(base + "%.6f%:z"))
-    # One strftime, then cut what isoformat() omits: the last 3 digits of a whole microsecond, and a
-    # zero fraction.
     if getattr(dtype, "time_unit", "us") == "ns":
         return stamps.dt.to_string(base + "%.9f").str.strip_suffix("000").str.strip_suffix(".000000")
     return stamps.dt.to_string(base + "%.6f").str.strip_suffix(".000000")

@@ -56,13 +56,13 @@ def _json_default(value: Any) -> Any:
     # Containers and numpy scalars nested inside a dict/list stay JSON arrays, objects, numbers and
     # booleans; spelling them with to_text() would nest JSON text as a quoted string.
     if isinstance(value, np.ndarray):
-        return _finite(_array_list(value))
+        return _array_list(value)
     if isinstance(value, np.bool_ | np.integer | np.floating) and not isinstance(value, np.timedelta64):
-        return _finite(value.item())
+        return value.item()
     if isinstance(value, set | frozenset):
-        return _finite(sorted(value, key=repr))
+        return sorted(value, key=repr)
     if isinstance(value, Mapping):
-        return _finite(dict(value))
+        return dict(value)
     return to_text(value)
 
 
@@ -95,7 +95,12 @@ def to_json_text(value: Any) -> str:
             value, ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
         )
     except ValueError:  # a NaN or infinity inside: rare, so only then walk the value to replace them
-        return json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"), default=_json_default)
+        return json.dumps(
+            _finite(value),
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=lambda inner: _finite(_json_default(inner)),
+        )
 
 
 def _to_text_slow(value: Any) -> str | None:
