@@ -1,44 +1,59 @@
-# Two commands matter: `make demo` and `make test`. Both build the virtualenv on first use.
+# Two commands matter: `make demo` and `make test`. Both build the virtualenv on first use, from the
+# committed locks: uv.lock (the development set) and requirements/oldest.txt (the declared lower bounds).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
-# Pinned so a fresh clone gets the Airflow the suite was written against; the oldest supported
-# Airflow (with the pandas of its day) gets a second venv and a compatibility pass.
-AIRFLOW_PIN := apache-airflow==3.3.2
-MIN_VENV    := .venv-min
-MIN_PINS    := apache-airflow==3.1.8 'pandas<3'
+MIN_VENV := .venv-min
+# The installer itself is locked: its version is read from uv.lock, so bootstrap and lock agree.
+UV_PIN = uv==$(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
 
-.PHONY: venv test test-oldest lint demo bench clean
+.PHONY: venv lock check-lock test test-oldest lint demo bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
-	# mysqlclient (the MySQL provider's driver) compiles against the MariaDB client headers.
+# mysqlclient (the MySQL provider's driver) compiles against the MariaDB client headers.
+$(STAMP): pyproject.toml uv.lock Makefile
 	dpkg -s libmariadb-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libmariadb-dev pkg-config; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,bench,aliyun]' '$(AIRFLOW_PIN)'
+	test -x $(UV) && $(UV) --version | grep -q "$(subst uv==,,$(UV_PIN))" || $(PY) -m pip install --quiet '$(UV_PIN)'
+	@$(MAKE) --no-print-directory check-lock
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --all-extras --all-groups --python $(PY)
 	touch $(STAMP)
+
+# Fails with one line when pyproject.toml changed and `make lock` was not run.
+check-lock:
+	@$(UV) lock --check --quiet 2>/dev/null || { echo "uv.lock is out of date with pyproject.toml: run 'make lock' and commit the result" >&2; exit 1; }
+	@$(PY) scripts/oldest_requirements.py --check
+
+# Regenerate both locks from pyproject.toml (needs the registry; commit the result).
+lock:
+	test -x $(UV) || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install --quiet uv; }
+	$(UV) lock
+	$(PY) scripts/oldest_requirements.py
+	$(UV) pip compile --quiet requirements/oldest.in --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu -o requirements/oldest.txt
 
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy sls_provider
 
-test: venv lint
+test: venv check-lock lint
 	$(PY) -m pytest -n 2 -q
 	$(MAKE) test-oldest
 
-# The hook and operator in real DAG runs on the oldest Airflow we support.
+# The hook and operator in real DAG runs with every runtime dependency at its declared lower bound.
 test-oldest: $(MIN_VENV)/.installed
 	$(MIN_VENV)/bin/python -m pytest -n 2 -q -p no:cacheprovider \
 		tests/integration/test_operator_dag.py tests/integration/test_hook.py tests/reliability/test_dag_failures.py
 
-$(MIN_VENV)/.installed: pyproject.toml Makefile
-	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
-	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip uv
-	$(MIN_VENV)/bin/uv pip install --quiet --python $(MIN_VENV)/bin/python -e '.[dev]' $(MIN_PINS)
+$(MIN_VENV)/.installed: requirements/oldest.txt $(STAMP)
+	rm -rf $(MIN_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(MIN_VENV)
+	$(UV) pip sync --quiet --python $(MIN_VENV)/bin/python requirements/oldest.txt
+	$(UV) pip install --quiet --python $(MIN_VENV)/bin/python --no-deps -e .
 	touch $@
 
 demo: venv

@@ -1,4 +1,4 @@
-"""The service limits the emulator enforces (see /work/shared/PROTOCOL.md, "Limits")."""
+"""The service limits the emulator enforces (see docs/protocol.md, "Limits")."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -29,12 +30,38 @@ def airflow(*args: str) -> str:
     return result.stdout
 
 
+def airflow_json(*args: str) -> Any:
+    """The JSON document a CLI command printed, wherever it starts: another installed package may
+    print a warning line on stdout before it, and that is not what these tests check."""
+    out = airflow(*args, "--output", "json")
+    starts = [i for i, line in enumerate(out.splitlines()) if line.lstrip().startswith(("[", "{"))]
+    assert starts, f"no JSON in the output of airflow {' '.join(args)}: {out[-2000:]}"
+    lines = out.splitlines()
+    for start in starts:
+        try:
+            value, _ = json.JSONDecoder().raw_decode("\n".join(lines[start:]).lstrip())
+            return value
+        except json.JSONDecodeError:
+            continue
+    raise AssertionError(f"no parsable JSON in the output of airflow {' '.join(args)}: {out[-2000:]}")
+
+
+def test_cli_json_is_found_after_a_warning_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The helper itself: a warning printed before the document (as an old celery provider did).
+    printed = "Please define the 'cli' section in the 'get_provider_info' [x]\n[{\"a\": 1}]\n"
+    monkeypatch.setattr(sys.modules[__name__], "airflow", lambda *args: printed)
+    assert airflow_json("providers", "list") == [{"a": 1}]
+    monkeypatch.setattr(sys.modules[__name__], "airflow", lambda *args: "just a warning\n")
+    with pytest.raises(AssertionError, match="no JSON"):
+        airflow_json("providers", "list")
+
+
 @pytest.mark.usefixtures("airflow_db")
 def test_cli_shows_provider_hook_and_connection_type() -> None:
-    providers = json.loads(airflow("providers", "list", "--output", "json"))
+    providers = airflow_json("providers", "list")
     mine = [p for p in providers if p["package_name"] == "airflow-provider-sls"]
     assert mine and mine[0]["version"] == sls_provider.__version__
-    hooks = json.loads(airflow("providers", "hooks", "--output", "json"))
+    hooks = airflow_json("providers", "hooks")
     assert any(h["connection_type"] == "sls" and h["class"].endswith("SlsWebTrackingHook") for h in hooks)
 
     extra = json.dumps({"project": PROJECT, "logstore": LOGSTORE, "compress_type": "deflate"})
@@ -49,7 +76,7 @@ def test_cli_shows_provider_hook_and_connection_type() -> None:
         "--conn-extra",
         extra,
     )
-    shown = json.loads(airflow("connections", "get", "sls_from_cli", "--output", "json"))
+    shown = airflow_json("connections", "get", "sls_from_cli")
     assert shown[0]["conn_type"] == "sls" and shown[0]["host"] == "http://127.0.0.1:9090"
     extra_shown = shown[0].get("extra_dejson") or json.loads(shown[0].get("extra") or "{}")
     assert extra_shown["compress_type"] == "deflate", shown
