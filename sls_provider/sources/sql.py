@@ -83,7 +83,7 @@ def check_read_only(sql: str) -> None:
         raise SlsInputError("sql is empty")
     statements = [s for s in sqlparse.parse(sql) if s.token_first(skip_cm=True, skip_ws=True) is not None]
     if not statements:
-        raise SlsInputError("sql holds only comments, no statement")
+        raise SlsInputError("The sql is refused, nothing was run: it holds only comments, no statement")
     if len(statements) > 1:
         kinds = ", ".join(_first_keyword(s) or "?" for s in statements)
         raise SlsInputError(
