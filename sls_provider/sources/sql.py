@@ -14,6 +14,12 @@ and of the MySQL drivers (MySQLdb, PyMySQL) fetch the whole result on ``execute`
 - **anything else** (sqlite3, and the drivers of most other common.sql providers, which stream by
   default): the plain cursor, with ``arraysize`` set to the chunk size.
 
+The export never changes the source. Before anything runs, :func:`check_read_only` refuses any sql
+that is not a single read statement (an early, clear error); then :func:`read_only_session` makes the
+session read-only where the database can enforce it (PostgreSQL, MySQL/MariaDB, SQLite), which also
+stops what a parser cannot see (a ``SELECT`` calling ``nextval()``); and whatever the statement did
+is rolled back when the export ends. Both are plain functions so that any reader can apply them.
+
 On failure or early stop the connection is closed without draining the cursor (:func:`abort`): an
 unbuffered MySQL cursor would otherwise read every remaining row before closing.
 
@@ -24,18 +30,150 @@ column by :class:`sls_provider.sources.types.ColumnFixer` (``memoryview``, range
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+import sqlparse
+from sqlparse import tokens as T
 
 from sls_provider.core.errors import SlsInputError
-from sls_provider.sources.types import MYSQL_DRIVERS, POSTGRES_DRIVERS, ColumnFixer
+from sls_provider.sources.types import (
+    MYSQL_DRIVERS,
+    POSTGRES_DRIVERS,
+    ColumnFixer,
+    keep_date_text,
+    keep_json_text,
+)
+
+log = logging.getLogger(__name__)
 
 #: ``net_write_timeout`` (seconds) set on MySQL sessions that stream: how long the server waits for the
 #: client to take the next rows before it gives up on the query (the server's default is 60).
 MYSQL_NET_WRITE_TIMEOUT = 3600
+
+
+#: The statements an export may run: the first keyword of the sql (after comments and parentheses).
+READ_STATEMENTS = ("SELECT", "WITH", "VALUES", "TABLE", "SHOW")
+#: Keywords that follow ``FOR`` in a locking read (``FOR UPDATE``, ``FOR NO KEY UPDATE``, ``FOR SHARE``).
+_LOCKING = ("UPDATE", "NO", "SHARE", "KEY")
+#: MySQL option of ``mysql_set_server_option``: one statement per query (MySQLdb allows several).
+_MYSQL_OPTION_MULTI_STATEMENTS_OFF = 1
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse ``sql`` unless it is a single read statement, before anything is run.
+
+    Allowed: one ``SELECT``, ``WITH ... SELECT``, ``VALUES``, ``TABLE`` or ``SHOW`` statement (a
+    trailing ``;`` is fine). Refused, with an :class:`SlsInputError` naming the statement kind: any
+    other statement (``TRUNCATE``, ``CREATE``, ``INSERT``, ``CALL``, ``SET``, ``EXPLAIN``...), more than
+    one statement, a data-changing statement inside a ``WITH`` (``WITH x AS (DELETE ... RETURNING *)``),
+    ``SELECT ... INTO``, locking reads (``FOR UPDATE``/``FOR SHARE``, ``LOCK IN SHARE MODE``), and
+    MySQL executable comments (``/*! ... */``, which MySQL runs as code). Comments and string
+    literals are skipped (``sqlparse`` tokens), so ``SELECT 'DELETE'`` passes.
+
+    This is the early, clear error; the real guard is the read-only session
+    (:func:`read_only_session`), which also covers what a parser cannot see.
+
+    :param sql: the statement to check.
+    """
+    if not isinstance(sql, str) or not sql.strip():
+        raise SlsInputError("sql is empty")
+    statements = [s for s in sqlparse.parse(sql) if s.token_first(skip_cm=True, skip_ws=True) is not None]
+    if not statements:
+        raise SlsInputError("The sql is refused, nothing was run: it holds only comments, no statement")
+    if len(statements) > 1:
+        kinds = ", ".join(_first_keyword(s) or "?" for s in statements)
+        raise SlsInputError(
+            f"The sql is refused, nothing was run: it holds {len(statements)} statements ({kinds}). "
+            "An export runs only a single read statement."
+        )
+    words = [t for t in statements[0].flatten() if not t.is_whitespace]
+    kind = _first_keyword(statements[0])
+    if kind not in READ_STATEMENTS:
+        raise _not_a_read(f"{_a(kind)} {kind} statement" if kind else "a statement without a keyword")
+    for i, token in enumerate(words):
+        value = token.normalized.upper()
+        if token.ttype in T.Comment and token.value.lstrip().upper().startswith(("/*!", "/*M!")):
+            raise _not_a_read("a MySQL executable comment (/*! ... */), which MySQL runs as code")
+        if token.ttype in T.Keyword.DDL:
+            raise _not_a_read(f"{_a(kind)} {kind} statement holding {value}")
+        if token.ttype in T.Keyword.DML and value != "SELECT":
+            before = words[i - 1].normalized.upper() if i else ""
+            if before == "FOR" and value == "UPDATE":
+                raise _not_a_read(f"a locking read ({kind} ... FOR UPDATE)")
+            raise _not_a_read(f"{_a(kind)} {kind} statement holding {value}")
+        if token.ttype in T.Keyword and value == "INTO":
+            raise _not_a_read(f"a {kind} ... INTO statement, which writes its result")
+        if token.ttype in T.Keyword and value in ("FOR", "LOCK") and i + 1 < len(words):
+            after = words[i + 1].normalized.upper()
+            if (value == "FOR" and after in _LOCKING) or (value == "LOCK" and after == "IN"):
+                clause = "LOCK IN SHARE MODE" if value == "LOCK" else f"FOR {after}"
+                raise _not_a_read(f"a locking read ({kind} ... {clause})")
+
+
+def _first_keyword(statement: Any) -> str | None:
+    for token in statement.flatten():
+        if token.is_whitespace or token.ttype in T.Comment or token.ttype in T.Punctuation:
+            continue
+        return token.normalized.upper() if token.is_keyword else None
+    return None
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "AEIOU" else "a"
+
+
+def _not_a_read(what: str) -> SlsInputError:
+    allowed = ", ".join(READ_STATEMENTS)
+    return SlsInputError(
+        f"The sql is refused, nothing was run: it is {what}. An export runs only a single read "
+        f"statement ({allowed}), so that it cannot change the source."
+    )
+
+
+def read_only_session(conn: Any, driver: str | None = None) -> bool:
+    """Make ``conn``'s session read-only, where the database can enforce it, before the export's
+    statement runs; ``True`` if it did.
+
+    - **PostgreSQL** (psycopg2, psycopg): ``SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY``,
+      committed so that it holds for the transaction the query runs in (and in autocommit mode).
+    - **MySQL/MariaDB** (MySQLdb, PyMySQL, mysql-connector): ``SET SESSION TRANSACTION READ ONLY`` and
+      ``START TRANSACTION READ ONLY`` (this also refuses DDL, ``TRUNCATE`` and locking reads); MySQLdb
+      is also switched to one statement per query.
+    - **SQLite**: ``PRAGMA query_only = ON``.
+    - anything else: nothing (:func:`check_read_only` and the final rollback still apply).
+
+    A server that refuses the setting is logged as a warning and the export goes on.
+
+    :param conn: a DB-API connection the export owns (the settings last until it is closed).
+    :param driver: its driver name, if known (see :func:`driver_name`).
+    """
+    driver = driver or driver_name(conn)
+    if driver in POSTGRES_DRIVERS:
+        statements = ["SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"]
+    elif driver in MYSQL_DRIVERS:
+        statements = ["SET SESSION TRANSACTION READ ONLY", "START TRANSACTION READ ONLY"]
+        if driver == "MySQLdb":
+            conn.set_server_option(_MYSQL_OPTION_MULTI_STATEMENTS_OFF)
+    elif driver == "sqlite3":
+        statements = ["PRAGMA query_only = ON"]
+    else:
+        return False
+    cursor = conn.cursor()
+    try:
+        for statement in statements:
+            cursor.execute(statement)
+            if driver in POSTGRES_DRIVERS:
+                conn.commit()  # SET is transactional: ended with a commit, it holds for what follows
+    except Exception as err:  # noqa: BLE001 - e.g. a MySQL-protocol server without read-only transactions
+        log.warning("Could not make the %s session read-only (%s): the sql is only checked", driver, err)
+        return False
+    finally:
+        cursor.close()
+    return True
 
 
 def driver_name(conn: Any) -> str:
@@ -85,8 +223,7 @@ def stream_query(
         raise SlsInputError(
             f"The sql connection's hook is a {type(hook).__name__}, not a common.sql DbApiHook"
         )
-    if not isinstance(sql, str) or not sql.strip():
-        raise SlsInputError("sql is empty")
+    check_read_only(sql)
     conn = hook.get_conn()
     try:
         yield from _stream(conn, sql, parameters, chunksize, to_frame)
@@ -94,6 +231,7 @@ def stream_query(
         # Failure or early stop (GeneratorExit): close without reading the rows still pending.
         abort(conn)
         raise
+    conn.rollback()  # the statement only read; whatever else it did is undone
     conn.close()
 
 
@@ -124,7 +262,10 @@ def _stream(
     to_frame: Callable[[list, list[str]], pd.DataFrame],
 ) -> Iterator[pd.DataFrame]:
     driver = driver_name(conn)
+    read_only_session(conn, driver)
+    keep_date_text(conn, driver)
     cursor = open_cursor(conn, driver)
+    keep_json_text(cursor, driver)
     if driver not in POSTGRES_DRIVERS and driver not in MYSQL_DRIVERS:
         try:
             cursor.arraysize = chunksize

@@ -20,6 +20,15 @@ MySQL ``TIME`` (a ``timedelta``)       MySQL's own ``[-]HH:MM:SS[.ffffff]``    `
 MySQL ``JSON`` (text, type 245)        the decoded value                      compact JSON
 =====================================  =====================================  =========================
 
+Two more are set on the export's own connection or cursor before the query runs (never globally):
+
+- PostgreSQL ``json``/``jsonb`` (and their arrays) arrive as the database's own text
+  (:func:`keep_json_text`): the drivers would parse JSON numbers as floats, and
+  ``12345678901234567890.123456789`` would become ``1.2345678901234567e+19``.
+- MySQLdb hands over ``DATETIME``/``DATE``/``TIMESTAMP`` values it cannot parse (MariaDB's zero date
+  ``0000-00-00 00:00:00``, ``2026-00-01``) as ``None``, which would leave the key out; they arrive as
+  the database's text instead (:func:`keep_date_text`), as PyMySQL already hands them over.
+
 Columns are chosen from the cursor's ``description`` where the driver's Python type is ambiguous
 (MySQL's integers, timedeltas and strings), and from the type of the first non-null value otherwise,
 so columns that need nothing cost nothing.
@@ -44,8 +53,61 @@ Fix = Callable[[Any], Any]
 
 # MySQL protocol field types (MySQLdb.constants.FIELD_TYPE, pymysql.constants.FIELD_TYPE).
 _MYSQL_TINY, _MYSQL_TIME, _MYSQL_BIT, _MYSQL_JSON = 1, 11, 16, 245
+_MYSQL_TIMESTAMP, _MYSQL_DATE, _MYSQL_DATETIME, _MYSQL_NEWDATE = 7, 10, 12, 14
+# PostgreSQL type oids: json, jsonb and their arrays.
+_PG_JSON, _PG_JSONB, _PG_JSON_ARRAY, _PG_JSONB_ARRAY = 114, 3802, 199, 3807
 MYSQL_DRIVERS = ("MySQLdb", "pymysql", "mysql")  # ``mysql`` is mysql-connector-python
 POSTGRES_DRIVERS = ("psycopg2", "psycopg")
+
+
+# -- set on the export's connection / cursor -----------------------------------------------------
+
+
+def keep_json_text(cursor: Any, driver: str) -> None:
+    """Have ``cursor`` (psycopg2 or psycopg) hand over ``json``/``jsonb`` as the database's text.
+
+    Only this cursor is changed: the drivers' global JSON loaders stay as they are.
+    """
+    if driver == "psycopg":
+        from psycopg.types.string import TextLoader
+
+        for name in ("json", "jsonb"):
+            cursor.adapters.register_loader(name, TextLoader)  # arrays use their element's loader
+    elif driver == "psycopg2":
+        import psycopg2.extensions as ext
+
+        def text(value: str | None, _cursor: Any) -> str | None:
+            return value
+
+        json_text = ext.new_type((_PG_JSON, _PG_JSONB), "SLS_JSON_TEXT", text)
+        ext.register_type(json_text, cursor)
+        arrays = ext.new_array_type((_PG_JSON_ARRAY, _PG_JSONB_ARRAY), "SLS_JSON_TEXT[]", json_text)
+        ext.register_type(arrays, cursor)
+
+
+def keep_date_text(conn: Any, driver: str) -> None:
+    """Have a MySQLdb ``conn`` hand over the date/time values it cannot parse as their text instead of
+    ``None``; parseable values stay ``datetime``/``date``.
+
+    MySQLdb copies its converters per connection, so only ``conn`` is changed. PyMySQL already returns
+    such values as text; mysql-connector-python is left as it is.
+    """
+    if driver != "MySQLdb":
+        return
+    for type_code in (_MYSQL_TIMESTAMP, _MYSQL_DATE, _MYSQL_DATETIME, _MYSQL_NEWDATE):
+        parse = conn.converter.get(type_code)
+        if parse is not None:
+            conn.converter[type_code] = _text_if_unparsed(parse)
+
+
+def _text_if_unparsed(parse: Callable[[Any], Any]) -> Fix:
+    def convert(value: Any) -> Any:
+        parsed = parse(value)
+        if parsed is None and value is not None:
+            return bytes(value).decode("ascii") if isinstance(value, bytes | bytearray) else value
+        return parsed
+
+    return convert
 
 
 # -- the fixes ----------------------------------------------------------------------------------
