@@ -30,7 +30,7 @@ from sls_provider.sources.sql import stream_query
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: Key under which the resume ledger is kept in ``context["task_state_store"]``.
+#: Key of the resume ledger's head in ``context["task_state_store"]`` (its other keys start with it).
 STATE_KEY = "sls_export_ledger"
 
 
@@ -198,9 +198,8 @@ class SlsWebTrackingOperator(BaseOperator):
         )
         ledger = None
         if store is not None:
-            ledger = Ledger(
-                export_id, self.fingerprint(options), state, save=lambda new: store.set(STATE_KEY, new)
-            )
+            fingerprint = self.fingerprint(options)
+            ledger = Ledger(export_id, fingerprint, store=store, key=STATE_KEY, state=state or {})
             ledger.flush()  # the export id first, so a retry after a crash keeps it
             if len(ledger):
                 self.log.info(
@@ -210,9 +209,9 @@ class SlsWebTrackingOperator(BaseOperator):
                     len(ledger),
                 )
         summary = self.hook.export(self._frames(), options, ledger)
-        if store is not None:
+        if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
-            store.delete(STATE_KEY)
+            ledger.discard()
         self.log.info("SLS export summary: %s", summary.line())
         return summary.to_dict()
 
