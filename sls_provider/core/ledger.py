@@ -123,6 +123,8 @@ class Ledger:
         self._keys = 0
         #: requests that earlier tries may have left stored, which this export sends again
         self.earlier_in_flight: list[int] = []
+        #: those of them the try just before this one had in flight when it stopped
+        self.crashed_in_flight: list[int] = []
         self.mismatches = 0
         if state is None and store is not None:
             state = store.get(key)
@@ -164,15 +166,7 @@ class Ledger:
         if isinstance(sent, Mapping) and sent.get("export_id") == self.export_id:
             crashed = {int(seq) for seq in sent.get("seqs", [])} - earlier
             crashed = {seq for seq in crashed if self._stored(seq) is None}
-            if crashed:
-                log.warning(
-                    "%d request(s) were sent by an earlier try that stopped before their answer came "
-                    "(sls_seq %s of export %s): the service may have stored them, and they are sent "
-                    "again, so they are possible duplicates.",
-                    len(crashed),
-                    seq_ranges(crashed),
-                    self.export_id,
-                )
+            self.crashed_in_flight = sorted(crashed)
             earlier |= crashed
         self.earlier_in_flight = sorted(earlier)
 

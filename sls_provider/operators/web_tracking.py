@@ -16,7 +16,7 @@ from airflow.sdk import BaseHook, BaseOperator
 from sls_provider.core.client import RetryPolicy
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.export import ExportOptions, frames_from_rows
-from sls_provider.core.ledger import Ledger
+from sls_provider.core.ledger import Ledger, seq_ranges
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
@@ -207,6 +207,15 @@ class SlsWebTrackingOperator(BaseOperator):
                     "not sent again",
                     export_id,
                     len(ledger),
+                )
+            if ledger.crashed_in_flight:
+                self.log.warning(
+                    "%d request(s) were sent by an earlier try that stopped before their answer came "
+                    "(sls_seq %s of export %s): the service may have stored them, and they are sent "
+                    "again, so they are possible duplicates.",
+                    len(ledger.crashed_in_flight),
+                    seq_ranges(ledger.crashed_in_flight),
+                    export_id,
                 )
         summary = self.hook.export(self._frames(), options, ledger)
         if ledger is not None:
