@@ -111,7 +111,8 @@ class ExportSummary:
     skipped_rows: int = 0
     retries: int = 0
     #: retries after a failure the service may have stored anyway (lost answer, 5xx): each can leave
-    #: one duplicate request, findable by its ``sls_export``/``sls_seq`` tags.
+    #: one duplicate request, findable by its ``sls_export``/``sls_seq`` tags. With a ledger, also the
+    #: requests earlier tries had in flight when they died, which this one sends again.
     possible_duplicates: int = 0
     resumed_requests: int = 0
     resumed_rows: int = 0
