@@ -111,7 +111,8 @@ class ExportSummary:
     skipped_rows: int = 0
     retries: int = 0
     #: retries after a failure the service may have stored anyway (lost answer, 5xx): each can leave
-    #: one duplicate request, findable by its ``sls_export``/``sls_seq`` tags.
+    #: one duplicate request, findable by its ``sls_export``/``sls_seq`` tags. With a ledger, also the
+    #: requests earlier tries had in flight when they died, which this one sends again.
     possible_duplicates: int = 0
     resumed_requests: int = 0
     resumed_rows: int = 0
@@ -342,6 +343,8 @@ class Exporter:
                     failure = self._collect(in_flight, FIRST_COMPLETED)
                     if failure:
                         raise failure
+                if self.ledger is not None:
+                    self.ledger.sending(request)  # on record before it can reach the service
                 in_flight[pool.submit(self._send, request)] = request
                 if time.monotonic() - last_report >= options.progress_interval:
                     last_report = time.monotonic()
@@ -363,6 +366,9 @@ class Exporter:
             summary.skipped_rows = packer.skipped_rows + self._skipped
             summary.retries = self._retry.retries
             summary.possible_duplicates = self._retry.ambiguous
+            if self.ledger is not None:
+                # Sent by an earlier try that stopped before their answers: sent again by this one.
+                summary.possible_duplicates += self.ledger.possible_duplicates
             summary.seconds = round(time.monotonic() - started, 3)
             summary.topics = dict(sorted(summary.topics.items()))
             if self.ledger is not None:
@@ -396,14 +402,18 @@ class Exporter:
         for future in done:
             request = in_flight.pop(future)
             if future.cancelled():
+                if self.ledger is not None:
+                    self.ledger.not_sent(request)
                 continue
             error = future.exception()
             if error is not None:
                 failure = failure or error
                 continue
             sent = future.result()
-            if sent is None:
-                continue  # not started: the export is stopping
+            if sent is None:  # not started: the export is stopping
+                if self.ledger is not None:
+                    self.ledger.not_sent(request)
+                continue
             self._count(request, sent_bytes=sent.sent_bytes)
             if self.ledger is not None:
                 self.ledger.record(request)

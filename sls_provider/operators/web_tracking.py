@@ -16,7 +16,7 @@ from airflow.sdk import BaseHook, BaseOperator
 from sls_provider.core.client import RetryPolicy
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.export import ExportOptions, frames_from_rows
-from sls_provider.core.ledger import Ledger
+from sls_provider.core.ledger import Ledger, seq_ranges
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
@@ -30,7 +30,7 @@ from sls_provider.sources.sql import stream_query
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: Key under which the resume ledger is kept in ``context["task_state_store"]``.
+#: Key of the resume ledger's head in ``context["task_state_store"]`` (its other keys start with it).
 STATE_KEY = "sls_export_ledger"
 
 
@@ -198,9 +198,8 @@ class SlsWebTrackingOperator(BaseOperator):
         )
         ledger = None
         if store is not None:
-            ledger = Ledger(
-                export_id, self.fingerprint(options), state, save=lambda new: store.set(STATE_KEY, new)
-            )
+            fingerprint = self.fingerprint(options)
+            ledger = Ledger(export_id, fingerprint, store=store, key=STATE_KEY, state=state or {})
             ledger.flush()  # the export id first, so a retry after a crash keeps it
             if len(ledger):
                 self.log.info(
@@ -209,10 +208,19 @@ class SlsWebTrackingOperator(BaseOperator):
                     export_id,
                     len(ledger),
                 )
+            if ledger.crashed_in_flight:
+                self.log.warning(
+                    "%d request(s) were sent by an earlier try that stopped before their answer came "
+                    "(sls_seq %s of export %s): the service may have stored them, and they are sent "
+                    "again, so they are possible duplicates.",
+                    len(ledger.crashed_in_flight),
+                    seq_ranges(ledger.crashed_in_flight),
+                    export_id,
+                )
         summary = self.hook.export(self._frames(), options, ledger)
-        if store is not None:
+        if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
-            store.delete(STATE_KEY)
+            ledger.discard()
         self.log.info("SLS export summary: %s", summary.line())
         return summary.to_dict()
 

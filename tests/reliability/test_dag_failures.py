@@ -98,6 +98,57 @@ def test_task_retry_resumes_and_stores_every_row_once(
     assert len(ids) == 200_000 and set(ids.values()) == {1}
 
 
+@pytest.mark.skipif(
+    not hasattr(__import__("airflow.sdk", fromlist=["ResumableJobMixin"]), "ResumableJobMixin"),
+    reason="resume needs Airflow's task_state_store (3.3+)",
+)
+def test_requests_in_flight_when_a_try_dies_are_possible_duplicates_of_the_next(
+    emulator: SlsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first try dies with requests on the wire whose answers never came back (the service
+    stored one, then answered an error; retries are off). The second try sends them again and its
+    summary counts them as possible duplicates, whose sequence numbers the log names."""
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint, retry_attempts=1))
+    acked = Counter[str]()
+
+    def die_after_ten(record: dict) -> None:
+        if record["status"] == 200:
+            acked["n"] += 1
+            if acked["n"] == 10:
+                emulator.faults.accept_then_fail(1, status=503, error_code="ServerBusy")
+
+    emulator._state.on_request = die_after_ten
+    out = tmp_path / "summary.json"
+    with DAG(
+        "in_flight",
+        schedule=None,
+        start_date=START,
+        default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=0)},
+    ) as dag:
+        export = SlsWebTrackingOperator(
+            task_id="export", dataframe=frame(), topic_column="topic", max_logs=2000, max_workers=2
+        )
+
+        @task
+        def keep(summary: dict) -> None:
+            out.write_text(json.dumps(summary))
+
+        keep(export.output)
+
+    assert run(dag) == "success"
+    assert emulator.faults.injected["accept_then_fail"] >= 1
+    summary = json.loads(out.read_text())
+    twice = sorted(int(seq) for (_, seq), n in stored_batches(emulator).items() if n > 1)
+    assert len(twice) == 1, twice
+    assert summary["possible_duplicates"] == len(twice)
+    assert summary["resumed_requests"] >= 10
+    ids = Counter(int(log["id"]) for log in emulator.get_logs(PROJECT, LOGSTORE))
+    assert set(ids) == set(range(200_000))
+    task_log = capsys.readouterr().out
+    assert "1 request(s) were sent by an earlier try" in task_log
+    assert f"(sls_seq {twice[0]} of export {summary['export_id']})" in task_log
+
+
 def test_each_run_is_a_new_export(sls_conn: SlsEmulator) -> None:
     """A second run of the DAG sends everything again, under a new export id."""
     data = pd.DataFrame({"n": np.arange(10)})
