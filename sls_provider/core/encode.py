@@ -19,6 +19,7 @@ from typing import IO, Any, cast
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 
 from sls_provider.core.errors import SlsInputError
 from sls_provider.core.values import to_text
@@ -74,6 +75,21 @@ def encode_frame(frame: pd.DataFrame, keys: list[str]) -> EncodedRows:
     if not keys:
         return from_ndjson(bytearray(b"{}\n" * len(frame)))
     text = _texts([_plan(frame.iloc[:, i], key) for i, key in enumerate(keys)])
+    return _ndjson(text)
+
+
+def encode_arrow(data: pa.Table | pa.RecordBatch | pl.DataFrame, keys: list[str]) -> EncodedRows:
+    """:func:`encode_frame` for Arrow data (a ``pyarrow`` Table or RecordBatch, or a polars
+    DataFrame), read in place: no pandas frame and no Python object per value, except for the types
+    spelled by :func:`to_text` value by value (nested, durations, extension types)."""
+    if data.num_rows if not isinstance(data, pl.DataFrame) else data.height:
+        if not keys:
+            return from_ndjson(bytearray(b"{}\n" * len(data)))
+        return _ndjson(_texts([_arrow_plan(data, i, key) for i, key in enumerate(keys)]))
+    return EncodedRows(b"", np.empty(0, dtype=np.int64))
+
+
+def _ndjson(text: pl.DataFrame) -> EncodedRows:
     blocks = _Blocks()
     text.write_ndjson(cast(IO[bytes], blocks))
     nulls = [name for name, count in zip(text.columns, text.null_count().row(0), strict=True) if count]
@@ -255,3 +271,57 @@ def _datetime_expr(stamps: pl.Expr, dtype: Any) -> pl.Expr:
     if getattr(dtype, "time_unit", "us") == "ns":
         return stamps.dt.to_string(base + "%.9f").str.strip_suffix("000").str.strip_suffix(".000000")
     return stamps.dt.to_string(base + "%.6f").str.strip_suffix(".000000")
+
+
+# -- Arrow / polars columns -----------------------------------------------------------------------
+
+
+def arrow_column_text(data: pa.Table | pl.DataFrame, name: str) -> pl.Series:
+    """:func:`column_text` of the column ``name`` of Arrow data."""
+    names = list(data.column_names if isinstance(data, pa.Table) else data.columns)
+    return _texts([_arrow_plan(data, names.index(name), name)]).to_series()
+
+
+def _arrow_plan(data: pa.Table | pa.RecordBatch | pl.DataFrame, i: int, name: str) -> _Column:
+    if isinstance(data, pl.DataFrame):
+        return _polars_plan(data.to_series(i).rename(name))
+    column = data.column(i)
+    kind = column.type
+    if isinstance(kind, pa.BaseExtensionType):
+        return _object_column(name, column.to_pylist())
+    if pa.types.is_decimal(kind):
+        # Arrow writes a decimal exactly as str(Decimal) does (exponent below 1e-6).
+        return _ready(_arrow_series(column.cast(pa.string()), name))
+    return _polars_plan(_arrow_series(column, name))
+
+
+def _arrow_series(column: pa.Array | pa.ChunkedArray, name: str) -> pl.Series:
+    series = pl.from_arrow(column)
+    assert isinstance(series, pl.Series)  # an array always gives one
+    return series.rename(name)
+
+
+def _polars_plan(series: pl.Series) -> _Column:
+    name, dtype = series.name, series.dtype
+    if dtype.is_integer() or dtype == pl.Boolean:
+        return _Column(series, pl.col(name).cast(pl.String))
+    if dtype.is_float():
+        return _float_column(name, series.cast(pl.Float64).to_numpy())
+    if dtype == pl.String:
+        return _ready(series)
+    if dtype in (pl.Categorical, pl.Enum, pl.Null):
+        return _ready(series.cast(pl.String))
+    if dtype == pl.Date:
+        return _Column(series, pl.col(name).cast(pl.String))
+    if dtype == pl.Time:
+        return _Column(series, pl.col(name).dt.to_string("%H:%M:%S%.6f").str.strip_suffix(".000000"))
+    if dtype == pl.Binary:
+        return _Column(series, pl.col(name).bin.encode("base64"))
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return _Column(series, _datetime_expr(pl.col(name), dtype))
+        return _ready(_aware_datetime_text(series.to_pandas(), name))
+    if isinstance(dtype, pl.Decimal):
+        return _ready(_arrow_series(series.to_arrow().cast(pa.string()), name))
+    # Lists, structs, durations, objects: each value by its Python type, as a DataFrame's would be.
+    return _object_column(name, series.to_list())

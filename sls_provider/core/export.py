@@ -19,13 +19,15 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
+import polars as pl
+import pyarrow as pa
 
 from sls_provider.core.client import Sent, WebTrackingClient
-from sls_provider.core.encode import EncodedRows, column_text, encode_frame
+from sls_provider.core.encode import EncodedRows, arrow_column_text, column_text, encode_arrow, encode_frame
 from sls_provider.core.errors import SlsInputError, SlsServiceError
 from sls_provider.core.keys import KEY_POLICIES, resolve_keys
 from sls_provider.core.ledger import Ledger
@@ -155,6 +157,14 @@ class _RetryCounter:
         log.warning("Retrying: %s", error)
 
 
+#: A chunk of rows as the exporter takes it: Arrow record batches are turned into tables.
+Chunk: TypeAlias = pd.DataFrame | pa.Table | pl.DataFrame
+
+
+def _names(chunk: Chunk) -> list:
+    return list(chunk.column_names if isinstance(chunk, pa.Table) else chunk.columns)
+
+
 class Exporter:
     """Runs one export through a :class:`WebTrackingClient`.
 
@@ -200,19 +210,24 @@ class Exporter:
                 keys = self._keys[signature] = resolve_keys(columns, self.options.key_policy)
         return keys
 
-    def _topics(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, np.ndarray | None]]]:
+    def _topics(self, chunk: Chunk) -> tuple[Chunk, list[tuple[str, np.ndarray | None]]]:
         """Split off the topic column: the frame to encode, and (topic, row positions) groups in
         order of first appearance (``None`` positions: every row)."""
         name = self.options.topic_column
         if name is None:
             return chunk, [(self.options.topic, None)]
-        if name not in chunk.columns:
+        if name not in _names(chunk):
             raise SlsInputError(
-                f"topic_column {name!r} is not a column of the data; columns are {list(chunk.columns)!r}"
+                f"topic_column {name!r} is not a column of the data; columns are {_names(chunk)!r}"
             )
-        text = column_text(chunk[name], str(name)).fill_null("").to_numpy()
+        frame: Chunk
+        if isinstance(chunk, pd.DataFrame):
+            text = column_text(chunk[name], str(name)).fill_null("").to_numpy()
+            frame = chunk.drop(columns=[name])
+        else:
+            text = arrow_column_text(chunk, str(name)).fill_null("").to_numpy()
+            frame = chunk.drop_columns([name]) if isinstance(chunk, pa.Table) else chunk.drop(name)
         codes, uniques = pd.factorize(text)
-        frame = chunk.drop(columns=[name])
         if len(uniques) == 1:
             return frame, [(str(uniques[0]), None)]
         order = np.argsort(codes, kind="stable")
@@ -267,13 +282,15 @@ class Exporter:
             f"bytes. Shorten them, or pass on_oversize='skip' to leave them out (they are counted)."
         )
 
-    def _encode(self, chunk: pd.DataFrame, first_row: int) -> list[tuple[str, EncodedRows, Any]]:
+    def _encode(self, chunk: Chunk, first_row: int) -> list[tuple[str, EncodedRows, Any]]:
         """One chunk -> (topic, encoded rows, their positions in the chunk) per topic. Runs on the
         encoding thread."""
         frame, groups = self._topics(chunk)
-        keys = self._keys_for(list(frame.columns))
+        keys = self._keys_for(_names(frame))
         try:
-            encoded = encode_frame(frame, keys)
+            encoded = (
+                encode_frame(frame, keys) if isinstance(frame, pd.DataFrame) else encode_arrow(frame, keys)
+            )
         except SlsInputError as err:
             # The encoder counts rows within the chunk; say where the chunk is in the input.
             raise SlsInputError(
@@ -290,8 +307,12 @@ class Exporter:
             pending: deque[tuple[int, Future[list]]] = deque()
             first_row = 0
             for chunk in chunks:
-                if not isinstance(chunk, pd.DataFrame):
-                    raise SlsInputError(f"Expected a pandas DataFrame, got {type(chunk).__name__}")
+                if isinstance(chunk, pa.RecordBatch):
+                    chunk = pa.Table.from_batches([chunk])
+                if not isinstance(chunk, pd.DataFrame | pa.Table | pl.DataFrame):
+                    raise SlsInputError(
+                        f"Expected a pandas or polars DataFrame or an Arrow table, got {type(chunk).__name__}"
+                    )
                 pending.append((first_row, encoder.submit(self._encode, chunk, first_row)))
                 first_row += len(chunk)
                 if len(pending) > ENCODERS:

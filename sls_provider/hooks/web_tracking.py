@@ -8,6 +8,8 @@ from functools import cached_property
 from typing import Any
 
 import pandas as pd
+import polars as pl
+import pyarrow as pa
 from airflow.sdk import BaseHook
 
 from sls_provider.core.client import RetryPolicy, WebTrackingClient
@@ -330,7 +332,7 @@ class SlsWebTrackingHook(BaseHook):
     ) -> ExportSummary:
         """Send every row of ``df`` as one log (columns -> keys).
 
-        :param df: a pandas DataFrame (a polars DataFrame is converted).
+        :param df: a pandas or polars DataFrame, or a pyarrow Table.
         :param topic: ``__topic__`` of every row, unless ``topic_column`` is given.
         :param topic_column: a column holding each row's topic (null -> ``""``); not sent itself.
         :param source: ``__source__``; ``None`` leaves it out: the service records the sender's IP.
@@ -355,9 +357,16 @@ def as_pandas(df: Any) -> pd.DataFrame:
     raise SlsInputError(f"Expected a pandas (or polars) DataFrame, got {type(df).__name__}")
 
 
-def dataframe_chunks(df: Any, chunksize: int) -> Iterator[pd.DataFrame]:
-    """Slices of ``chunksize`` rows (views, not copies)."""
+def dataframe_chunks(df: Any, chunksize: int) -> Iterator[Any]:
+    """Slices of ``chunksize`` rows (views, not copies). A polars DataFrame or a pyarrow Table (or
+    RecordBatch) is sliced as it is and encoded from its Arrow buffers: no pandas round trip."""
     check_chunksize(chunksize)
+    if isinstance(df, pa.RecordBatch):
+        df = pa.Table.from_batches([df])
+    if isinstance(df, pa.Table | pl.DataFrame):
+        for start in range(0, len(df), chunksize):
+            yield df.slice(start, chunksize)
+        return
     frame = as_pandas(df)
     for start in range(0, len(frame), chunksize):
         yield frame.iloc[start : start + chunksize]

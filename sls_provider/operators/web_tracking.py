@@ -10,12 +10,11 @@ from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from airflow.sdk import BaseHook, BaseOperator
 
 from sls_provider.core.client import RetryPolicy
 from sls_provider.core.compress import check_compress_type
-from sls_provider.core.export import ExportOptions, frames_from_rows
+from sls_provider.core.export import ExportOptions
 from sls_provider.core.ledger import Ledger, seq_ranges
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.hooks.web_tracking import (
@@ -25,7 +24,7 @@ from sls_provider.hooks.web_tracking import (
     dataframe_chunks,
 )
 from sls_provider.lineage import export_lineage
-from sls_provider.sources.sql import stream_query
+from sls_provider.sources.readers import check_sql_reader, read_query
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -50,6 +49,9 @@ class SlsWebTrackingOperator(BaseOperator):
     :param sql: a query, or a path to a ``.sql`` file (templated); needs ``sql_conn_id``.
     :param sql_conn_id: any connection whose hook is a common.sql ``DbApiHook``.
     :param parameters: query parameters (templated), in the driver's paramstyle.
+    :param sql_reader: how ``sql`` is read: ``auto`` (the Arrow reader where the connection has one,
+        PostgreSQL and MySQL/MariaDB with the ``arrow`` extra installed, else the DB-API reader),
+        ``arrow`` (fail rather than fall back) or ``dbapi``. The same rows give the same bytes either way.
     :param dataframe: a DataFrame, or an ``XComArg`` resolving to one (templated).
     :param topic: ``__topic__`` of every row (templated), unless ``topic_column`` is given.
     :param topic_column: column holding each row's topic (null -> ``""``); the column is not sent.
@@ -97,6 +99,7 @@ class SlsWebTrackingOperator(BaseOperator):
         sql: str | None = None,
         sql_conn_id: str | None = None,
         parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        sql_reader: str = "auto",
         dataframe: Any = None,
         topic: str = "",
         topic_column: str | None = None,
@@ -128,6 +131,7 @@ class SlsWebTrackingOperator(BaseOperator):
         self.sql = sql
         self.sql_conn_id = sql_conn_id
         self.parameters = parameters
+        self.sql_reader = check_sql_reader(sql_reader)
         self.dataframe = dataframe
         self.topic = topic
         self.topic_column = topic_column
@@ -165,10 +169,12 @@ class SlsWebTrackingOperator(BaseOperator):
         """The common.sql hook of ``sql_conn_id``."""
         return BaseHook.get_connection(str(self.sql_conn_id)).get_hook()
 
-    def _frames(self) -> Iterator[pd.DataFrame]:
+    def _frames(self) -> Iterator[Any]:
         if self.dataframe is not None:
             return dataframe_chunks(self.dataframe, self.chunksize)
-        return stream_query(self.sql_hook, str(self.sql), self.parameters, self.chunksize, frames_from_rows)
+        return read_query(
+            self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader, self.log
+        )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the tables the query read (as common.sql operators report them) and the

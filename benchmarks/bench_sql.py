@@ -1,0 +1,167 @@
+"""SQL export speed against the database's own fastest export, side by side in one run.
+
+    .venv/bin/python benchmarks/bench_sql.py [--rows 1000000] [--rounds 3]
+
+For PostgreSQL and MariaDB: a table of the web-events shape (timestamp, bigint, 5 short texts, float,
+int), then in alternating rounds: the floor (``psql -c "COPY (query) TO STDOUT"`` / ``mysql --quick
+--batch -e query``, to /dev/null), the Arrow driver's fetch alone, and ``SlsWebTrackingOperator(sql=...)
+.execute()`` with ``sql_reader="dbapi"`` and ``"auto"`` (the Arrow reader) to a local byte-counting sink
+(``benchmarks/sink.py``). Prints medians (rows/s) and each one's ratio to the floor of the same run:
+on a loaded machine only the ratios mean something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _measure as m  # noqa: E402
+
+SELECT = """{ts} AS ts, x AS id, CONCAT('page_', x % 13) AS page, CONCAT('u', x % 977) AS user_name,
+  CONCAT('ref', x % 7) AS referrer, CONCAT('Mozilla/', x % 5) AS agent, CONCAT('cn-', x % 3) AS region,
+  (x % 100000) / 100.0E0 AS revenue, x % 17 AS status"""
+PG = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test"}
+MARIA = {"conn_type": "mysql", "host": "127.0.0.1", "port": 3306, "login": "root", "schema": "test"}
+
+
+def make_tables(rows: int, table: str) -> None:
+    import MySQLdb
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", dbname="test", user="postgres")
+    with conn, conn.cursor() as cur:
+        select = SELECT.format(ts="timestamp '2024-05-01' + (x % 2592000) * interval '1 second'")
+        select = select.replace("CONCAT('", "CONCAT(text '").replace("100.0E0", "100.0::float8")
+        cur.execute(f"CREATE UNLOGGED TABLE {table} AS SELECT {select} FROM generate_series(1, {rows}) x")
+    conn.close()
+    db = MySQLdb.connect(host="127.0.0.1", user="root", db="test")
+    cur = db.cursor()
+    select = SELECT.format(ts="TIMESTAMP(20240501) + INTERVAL x % 2592000 SECOND")
+    cur.execute(f"CREATE TABLE {table} AS SELECT {select} FROM (SELECT seq AS x FROM seq_1_to_{rows}) s")
+    db.commit()
+    db.close()
+
+
+def drop_tables(table: str) -> None:
+    import MySQLdb
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", dbname="test", user="postgres")
+    with conn, conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.close()
+    db = MySQLdb.connect(host="127.0.0.1", user="root", db="test")
+    db.cursor().execute(f"DROP TABLE IF EXISTS {table}")
+    db.close()
+
+
+def floor(kind: str, sql: str) -> float:
+    if kind == "postgres":
+        command = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c", f"COPY ({sql}) TO STDOUT"]
+    else:
+        command = ["mysql", "-h", "127.0.0.1", "-u", "root", "test", "--quick", "--batch", "-e", sql]
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def fetch_alone(kind: str, sql: str) -> float:
+    started = time.perf_counter()
+    if kind == "postgres":
+        import adbc_driver_postgresql.dbapi as adbc
+
+        with adbc.connect("postgresql://postgres@127.0.0.1:5432/test") as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            for _ in cur.fetch_record_batch():
+                pass
+    else:
+        import connectorx
+
+        for _ in connectorx.read_sql(
+            "mysql://root:@127.0.0.1:3306/test", sql, return_type="arrow_stream", batch_size=10_000
+        ):
+            pass
+    return time.perf_counter() - started
+
+
+def operator(kind: str, sql: str, reader: str, port: int) -> float:
+    from sls_provider.operators.web_tracking import SlsWebTrackingOperator
+
+    os.environ["AIRFLOW_CONN_BENCH_SQL"] = json.dumps(PG if kind == "postgres" else MARIA)
+    op = SlsWebTrackingOperator(
+        task_id="bench_sql", sql=sql, sql_conn_id="bench_sql", sql_reader=reader, resume=False
+    )
+    ti = SimpleNamespace(dag_id="bench_sql", task_id="bench_sql", run_id="bench", map_index=-1)
+    started = time.perf_counter()
+    op.execute({"ti": ti})  # type: ignore[arg-type]
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    if not shutil.which("psql") or not shutil.which("mysql"):
+        print("bench_sql: needs the psql and mysql clients; skipped")
+        return 0
+    logging.basicConfig(level=logging.WARNING)
+    table = f"sls_bench_{uuid.uuid4().hex[:8]}"
+    make_tables(args.rows, table)
+    sql = f"SELECT * FROM {table} ORDER BY id"
+    times: dict[tuple[str, str], list[float]] = {}
+    try:
+        with m.Sink() as sink:
+            os.environ["AIRFLOW_CONN_SLS_DEFAULT"] = json.dumps(
+                {
+                    "conn_type": "sls",
+                    "host": f"http://127.0.0.1:{sink.port}",
+                    "extra": {"project": "bench", "logstore": "bench", "compress_type": "lz4"},
+                }
+            )
+            for _ in range(args.rounds):
+                for kind in ("postgres", "mysql"):
+                    runs = [
+                        ("floor", lambda k=kind: floor(k, sql)),
+                        ("driver fetch alone", lambda k=kind: fetch_alone(k, sql)),
+                        ("operator, dbapi reader", lambda k=kind: operator(k, sql, "dbapi", sink.port)),
+                        ("operator, auto (arrow)", lambda k=kind: operator(k, sql, "auto", sink.port)),
+                    ]
+                    for name, run in runs:
+                        times.setdefault((kind, name), []).append(run())
+    finally:
+        drop_tables(table)
+    rows = []
+    for kind in ("postgres", "mysql"):
+        base = m.median(times[(kind, "floor")])
+        for (k, name), seconds in times.items():
+            if k == kind:
+                t = m.median(seconds)
+                rows.append([kind, name, f"{args.rows / t:,.0f}", f"{base / t:.2f}"])
+    print(f"{args.rows:,} rows, medians of {args.rounds} alternating rounds")
+    print(m.table(["database", "what", "rows/s", "x floor"], rows))
+    m.write_json(
+        "bench_sql",
+        {
+            "rows": args.rows,
+            "rounds": args.rounds,
+            "seconds": {f"{k}/{n}": v for (k, n), v in times.items()},
+            "machine": m.machine(),
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

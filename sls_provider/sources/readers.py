@@ -1,0 +1,194 @@
+"""Which reader runs a query, and the thread that reads ahead of the encoder.
+
+``sql_reader="auto"`` takes the Arrow reader (:mod:`sls_provider.sources.arrow`) where one exists for
+the connection and its driver is installed (the ``arrow`` extra), and the DB-API reader
+(:mod:`sls_provider.sources.sql`) otherwise, or when the query's columns include a type the Arrow
+reader does not spell as the DB-API reader does. ``"arrow"`` fails instead of falling back;
+``"dbapi"`` always reads through the hook's DB-API connection. Either way one log line says which
+reader runs and why.
+
+Reading runs on its own thread, at most :data:`PREFETCH` chunks ahead of the encoder (a bounded
+queue), so the driver's work overlaps encoding and sending.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from importlib.util import find_spec
+from typing import Any
+
+from sls_provider.core.errors import SlsConfigError, SlsError
+from sls_provider.core.export import frames_from_rows
+from sls_provider.sources.arrow import MySqlArrowReader, PostgresArrowReader, Unfaithful, rechunk
+from sls_provider.sources.sql import stream_query
+
+log = logging.getLogger(__name__)
+
+SQL_READERS = ("auto", "arrow", "dbapi")
+#: Chunks read ahead of the encoder: with the exporter's own encoders this bounds the rows in memory
+#: to about (PREFETCH + 1 + ENCODERS + 1) chunks.
+PREFETCH = 2
+
+#: Called with the query before any reader runs it. The read-only guard of ``sources/sql.py`` plugs in
+#: here, so that both readers refuse the same statements.
+StatementGuard = Callable[[str], None]
+statement_guards: list[StatementGuard] = []
+
+
+class SlsSourceError(SlsError):
+    """Reading a query's result failed (connection dropped, syntax error...): names query and reader."""
+
+
+def check_sql_reader(sql_reader: str) -> str:
+    if sql_reader not in SQL_READERS:
+        raise SlsConfigError(f"sql_reader must be one of {', '.join(SQL_READERS)}; got {sql_reader!r}")
+    return sql_reader
+
+
+def _arrow_reader(hook: Any, parameters: Any) -> tuple[Any, str]:
+    """The Arrow reader class for ``hook``, or ``None`` and why not."""
+    conn_type = str(getattr(hook, "conn_type", "") or "")
+    reader: Any
+    if conn_type == "postgres":
+        reader, package = PostgresArrowReader, "adbc_driver_postgresql"
+    elif conn_type == "mysql":
+        reader, package = MySqlArrowReader, "connectorx"
+    else:
+        return None, f"no Arrow reader for {conn_type or type(hook).__name__} connections"
+    if find_spec(package) is None:
+        return None, f"{package} is not installed (pip install 'airflow-provider-sls[arrow]')"
+    if parameters is not None:
+        return None, "the query has parameters, which the DB-API driver binds in its own paramstyle"
+    return reader, f"{reader.name} reads {conn_type} natively"
+
+
+def read_query(
+    hook: Any,
+    sql: str,
+    parameters: Mapping[str, Any] | Sequence[Any] | None,
+    chunksize: int,
+    sql_reader: str = "auto",
+    logger: logging.Logger | Any = log,
+) -> Iterator[Any]:
+    """Chunks of ``chunksize`` rows of ``sql``'s result (Arrow tables or pandas frames), read on their
+    own thread by the reader ``sql_reader`` asks for (see the module doc)."""
+    check_sql_reader(sql_reader)
+    for guard in statement_guards:
+        guard(sql)
+    reader_class, why = (
+        (None, "sql_reader='dbapi'") if sql_reader == "dbapi" else _arrow_reader(hook, parameters)
+    )
+    if reader_class is None and sql_reader == "arrow":
+        raise SlsConfigError(f"sql_reader='arrow' cannot be used: {why}")
+    source: Iterator[Any] | None = None
+    name = "dbapi"
+    if reader_class is not None:
+        try:
+            arrow = reader_class(hook, sql)
+            try:
+                batches = arrow.open()
+            except BaseException:
+                arrow.close()
+                raise
+        except SlsError:
+            raise
+        except Unfaithful as err:
+            if sql_reader == "arrow":
+                raise SlsConfigError(f"sql_reader='arrow' cannot read this query: {err}") from err
+            why = f"the Arrow reader cannot: {err}"
+        except Exception as err:
+            raise _source_error(err, sql, reader_class.name) from err
+        else:
+            name = arrow.name
+            source = _arrow_chunks(arrow, batches, chunksize)
+    if source is None:
+        source = stream_query(hook, sql, parameters, chunksize, frames_from_rows)
+    logger.info("Reading the query with the %s reader: %s", name, why)
+    return _named_errors(prefetch(source, PREFETCH), sql, name)
+
+
+def _arrow_chunks(reader: Any, batches: Any, chunksize: int) -> Iterator[Any]:
+    try:
+        yield from rechunk(_arrow_fixed(reader, batches), chunksize)
+    finally:
+        reader.close()
+
+
+def _arrow_fixed(reader: Any, batches: Any) -> Iterator[Any]:
+    for batch in batches:
+        yield reader.fix(batch)
+
+
+def _named_errors(chunks: Iterator[Any], sql: str, reader: str) -> Iterator[Any]:
+    try:
+        yield from chunks
+    except (SlsError, GeneratorExit, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # connectorx's Rust panics are BaseExceptions
+        raise _source_error(err, sql, reader) from err
+
+
+def _source_error(err: BaseException, sql: str, reader: str) -> SlsSourceError:
+    query = " ".join(sql.split())
+    query = query if len(query) <= 200 else query[:197] + "..."
+    detail = " ".join(str(err).split())
+    return SlsSourceError(
+        f"Reading the query failed ({reader} reader): {type(err).__name__}: {detail}. Query: {query}"
+    )
+
+
+_DONE = object()
+
+
+def prefetch(chunks: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``chunks``, produced on a thread of their own at most ``depth`` ahead of the consumer. An error
+    of the producer is raised in the consumer; a consumer that stops early stops the producer, which
+    closes ``chunks`` on its own thread (a generator runs on one thread only)."""
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    break
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            put((_DONE, err))
+            return
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        put((_DONE, None))
+
+    thread = threading.Thread(target=produce, name="sls-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if type(item) is tuple and len(item) == 2 and item[0] is _DONE:
+                if item[1] is not None:
+                    raise item[1]
+                return
+            yield item
+            del item  # not held while the consumer works on the next one
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                slots.get(timeout=0.1)  # let a blocked producer see the stop
+            except queue.Empty:
+                pass
+        thread.join()
