@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sls_provider.core.values import to_text
+from sls_provider.sources.sql import read_only_session
 
 #: PostgreSQL types (``typname``) whose ADBC Arrow values spell as psycopg's Python values do.
 #: Not here, so read with the DB-API reader: json/jsonb (psycopg decodes them; ADBC hands PostgreSQL's
@@ -100,6 +101,7 @@ class PostgresArrowReader:
     def open(self) -> pa.RecordBatchReader:
         """Run the query; raise :class:`Unfaithful` (before any row is read) for a column type the
         Arrow reader cannot spell as the DB-API reader does."""
+        self._read_only()
         zone = self._session_zone()  # before the query: its COPY holds the connection until read
         self.cursor = self.conn.cursor()
         self.cursor.execute(self.sql)
@@ -116,6 +118,16 @@ class PostgresArrowReader:
         if bad:
             raise Unfaithful("column type(s) it does not read as the DB-API reader does: " + ", ".join(bad))
         return reader
+
+    def _read_only(self) -> None:
+        """The same read-only session as the DB-API reader's (:func:`~sls_provider.sources.sql.
+        read_only_session`): committed, so the query's own transaction is read-only."""
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        finally:
+            cursor.close()
+        self.conn.commit()
 
     def _session_zone(self) -> ZoneInfo | str:
         """The session's zone (psycopg hands timestamptz over in it, ADBC in UTC), or its name if it
@@ -206,6 +218,10 @@ class MySqlArrowReader:
     def _describe(self) -> list:
         conn = self.hook.get_conn()
         try:
+            # connectorx runs the query on a connection of its own, which cannot be made read-only:
+            # there, check_read_only is the guard, and this description (which the server parses as a
+            # derived table, so only a query can pass) runs read-only.
+            read_only_session(conn)
             cursor = conn.cursor()
             cursor.execute(f"SELECT * FROM ({self.sql.strip().rstrip(';')}) AS sls_describe LIMIT 0")
             return list(cursor.description)

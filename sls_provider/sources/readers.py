@@ -16,14 +16,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib.util import find_spec
 from typing import Any
 
 from sls_provider.core.errors import SlsConfigError, SlsError
 from sls_provider.core.export import frames_from_rows
 from sls_provider.sources.arrow import MySqlArrowReader, PostgresArrowReader, Unfaithful, rechunk
-from sls_provider.sources.sql import stream_query
+from sls_provider.sources.sql import check_read_only, stream_query
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,6 @@ SQL_READERS = ("auto", "arrow", "dbapi")
 #: Chunks read ahead of the encoder: with the exporter's own encoders this bounds the rows in memory
 #: to about (PREFETCH + 1 + ENCODERS + 1) chunks.
 PREFETCH = 2
-
-#: Called with the query before any reader runs it. The read-only guard of ``sources/sql.py`` plugs in
-#: here, so that both readers refuse the same statements.
-StatementGuard = Callable[[str], None]
-statement_guards: list[StatementGuard] = []
 
 
 class SlsSourceError(SlsError):
@@ -76,8 +71,8 @@ def read_query(
     """Chunks of ``chunksize`` rows of ``sql``'s result (Arrow tables or pandas frames), read on their
     own thread by the reader ``sql_reader`` asks for (see the module doc)."""
     check_sql_reader(sql_reader)
-    for guard in statement_guards:
-        guard(sql)
+    # Both readers refuse the same statements, before any connection is opened.
+    check_read_only(sql)
     reader_class, why = (
         (None, "sql_reader='dbapi'") if sql_reader == "dbapi" else _arrow_reader(hook, parameters)
     )

@@ -254,3 +254,42 @@ def test_mariadb_zero_dates_are_sent_as_their_text(
         },
         {"id": "2", "dtm": "2026-03-01T12:34:56", "day": "2026-03-01", "ts": "2026-03-01T12:34:56"},
     ]
+
+
+def test_the_arrow_readers_are_guarded_too(
+    postgres: Server,
+    mariadb: Server,
+    monkeypatch: pytest.MonkeyPatch,
+    scratch_tables: list[tuple[Server, str]],
+) -> None:
+    """The Arrow readers (ADBC, connectorx) refuse what the DB-API reader refuses, before anything
+    runs, and ADBC's session is read-only: ``nextval`` is refused and the sequence does not move."""
+    from sls_provider.sources.readers import read_query
+    from tests.warehouses.test_reader_parity import hook_for
+
+    for server in (postgres, mariadb):
+        table = table_name("sls_safe_arrow")
+        scratch_tables.append((server, table))
+        server.execute(f"CREATE TABLE {table} (a integer)", f"INSERT INTO {table} VALUES (1), (2)")
+        hook = hook_for(server, monkeypatch)
+        with pytest.raises(SlsInputError, match="TRUNCATE"):
+            read_query(hook, f"TRUNCATE TABLE {table}", None, 2, "arrow")
+        conn = server.connect()
+        cursor = conn.cursor()
+        cursor.execute(f"SELECT count(*) FROM {table}")
+        assert cursor.fetchone()[0] == 2
+        conn.close()
+
+    seq = table_name("sls_safe_seq")
+    postgres.execute(f"CREATE SEQUENCE {seq}")
+    try:
+        hook = hook_for(postgres, monkeypatch)
+        with pytest.raises(Exception, match="read-only transaction"):
+            list(read_query(hook, f"SELECT nextval('{seq}') AS n", None, 2, "arrow"))
+        conn = postgres.connect()
+        cursor = conn.cursor()
+        cursor.execute(f"SELECT nextval('{seq}')")
+        assert cursor.fetchone()[0] == 1  # never taken by the export
+        conn.close()
+    finally:
+        postgres.execute(f"DROP SEQUENCE IF EXISTS {seq}")
