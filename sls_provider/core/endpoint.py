@@ -14,6 +14,8 @@ from urllib.parse import quote, urlsplit
 
 from sls_provider.core.errors import SlsConfigError
 
+__all__ = ["Target", "resolve_target"]
+
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,126}[a-z0-9]\Z")
 _LOGSTORE = re.compile(r"[a-z0-9][a-z0-9_-]{1,126}[a-z0-9]\Z")
 
