@@ -2,7 +2,8 @@
 
 The project travels in the host name (``{project}.{endpoint}``). For an endpoint that is an IP
 address or ``localhost`` (a private gateway, the local emulator) that name does not resolve, so,
-like the official SDKs, we connect to the endpoint itself and send ``Host: {project}.{endpoint}``.
+like the official SDKs, we connect to the endpoint itself and send ``Host: {project}.{endpoint}``
+(docs/protocol.md, "Endpoint and Host").
 """
 
 from __future__ import annotations

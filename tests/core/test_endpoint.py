@@ -1,4 +1,4 @@
-"""Where a PutWebTracking request goes (PROTOCOL.md): ``{scheme}://{project}.{endpoint}/logstores/
+"""Where a PutWebTracking request goes (docs/protocol.md): ``{scheme}://{project}.{endpoint}/logstores/
 {logstore}/track``, https by default; for an IP address or localhost, connect to the endpoint itself
 and send ``Host: {project}.{endpoint}`` (port included)."""
 

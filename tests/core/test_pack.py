@@ -21,7 +21,7 @@ from sls_provider.core.errors import SlsInputError
 from sls_provider.core.pack import Packer, Request
 
 MIB = 1024 * 1024
-SDK_MAX_BYTES = 3 * MIB  # PROTOCOL.md: 3 MB counted as 1024 * 1024 bytes
+SDK_MAX_BYTES = 3 * MIB  # docs/protocol.md: 3 MB counted as 1024 * 1024 bytes
 SDK_MAX_LOGS = 4096
 SEQ_SLACK = 12  # an export's request number, up to 12 digits, may not be known when a row is placed
 
