@@ -2,7 +2,59 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
+    from sls_provider.core.client import RetryPolicy
+    from sls_provider.core.errors import (
+        SlsConfigError,
+        SlsError,
+        SlsInputError,
+        SlsRequestError,
+        SlsRetryableError,
+        SlsServiceError,
+    )
+    from sls_provider.core.export import ExportSummary
+
 __version__ = "0.1.0"
+
+# What a user needs, importable from the top (``from sls_provider import RetryPolicy``). Loaded on
+# first use, so Airflow's provider discovery (get_provider_info) imports nothing else.
+_LAZY = {
+    "RetryPolicy": "sls_provider.core.client",
+    "ExportSummary": "sls_provider.core.export",
+    "SlsError": "sls_provider.core.errors",
+    "SlsConfigError": "sls_provider.core.errors",
+    "SlsInputError": "sls_provider.core.errors",
+    "SlsServiceError": "sls_provider.core.errors",
+    "SlsRetryableError": "sls_provider.core.errors",
+    "SlsRequestError": "sls_provider.core.errors",
+}
+
+__all__ = [  # a literal list, so linters and type checkers read it; tests keep it equal to _LAZY's keys
+    "ExportSummary",
+    "RetryPolicy",
+    "SlsConfigError",
+    "SlsError",
+    "SlsInputError",
+    "SlsRequestError",
+    "SlsRetryableError",
+    "SlsServiceError",
+    "__version__",
+    "get_provider_info",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def get_provider_info() -> dict:

@@ -11,6 +11,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+__all__ = ["export_lineage", "logstore_asset"]
+
 
 def logstore_asset(*, endpoint: str, project: str, logstore: str) -> Any:
     """An Airflow ``Asset`` for a logstore, ``sls://{project}.{endpoint}/{logstore}``: put it in an

@@ -32,6 +32,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from sls_provider.core.errors import SlsConfigError, SlsInputError
+
 __all__ = ["date_partitions", "key_ranges", "range_queries", "split_range"]
 
 # A plain or dotted identifier (schema.table), or one quoted with "..." or `...`.
@@ -44,7 +46,7 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes", "min": "minutes", "s": "sec
 
 def _identifier(name: str, what: str) -> str:
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
-        raise ValueError(
+        raise SlsConfigError(
             f"{what} must be a plain SQL identifier (letters, digits, _ or a quoted name), got {name!r}"
         )
     return name
@@ -54,7 +56,7 @@ def split_range(*, lo: int, hi: int, parts: int) -> list[dict[str, int]]:
     """Split the integers ``lo <= k < hi`` into at most ``parts`` contiguous half-open ranges of
     (nearly) equal width: ``[{"lo": lo, "hi": ...}, ..., {"lo": ..., "hi": hi}]``. Empty if ``hi <= lo``."""
     if not isinstance(parts, int) or parts < 1:
-        raise ValueError(f"parts must be a positive integer, got {parts!r}")
+        raise SlsConfigError(f"parts must be a positive integer, got {parts!r}")
     lo, hi = int(lo), int(hi)
     if hi <= lo:
         return []
@@ -96,10 +98,10 @@ def key_ranges(
     """
     table, key = _identifier(table, "table"), _identifier(key, "key")
     if not isinstance(parts, int) or parts < 1:
-        raise ValueError(f"parts must be a positive integer, got {parts!r}")
+        raise SlsConfigError(f"parts must be a positive integer, got {parts!r}")
     if hook is None:
         if conn_id is None:
-            raise ValueError("key_ranges needs conn_id= or hook=")
+            raise SlsConfigError("key_ranges needs conn_id= or hook=")
         from airflow.sdk import BaseHook
 
         hook = BaseHook.get_connection(conn_id).get_hook()
@@ -128,7 +130,7 @@ def _int(value: Any, key: str) -> int:
         except (TypeError, ValueError):
             as_int = None
         if as_int is None or as_int != value:
-            raise ValueError(f"key_ranges needs an integer key column; {key} holds {value!r}")
+            raise SlsInputError(f"key_ranges needs an integer key column; {key} holds {value!r}")
         return as_int
     return value
 
@@ -170,9 +172,11 @@ def _step(step: dt.timedelta | str | int) -> dt.timedelta:
     elif isinstance(step, str) and (match := _STEP.match(step)):
         delta = dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     else:
-        raise ValueError(f"step must be a timedelta, a number of days, or like '1d', '6h', '15m': {step!r}")
+        raise SlsConfigError(
+            f"step must be a timedelta, a number of days, or like '1d', '6h', '15m': {step!r}"
+        )
     if delta <= dt.timedelta(0):
-        raise ValueError(f"step must be positive, got {step!r}")
+        raise SlsConfigError(f"step must be positive, got {step!r}")
     return delta
 
 
@@ -185,7 +189,7 @@ def _moment(value: dt.date | dt.datetime | str, what: str) -> dt.date | dt.datet
             return dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
         except ValueError:
             pass
-    raise ValueError(f"{what} must be a date, a datetime or an ISO 8601 string, got {value!r}")
+    raise SlsConfigError(f"{what} must be a date, a datetime or an ISO 8601 string, got {value!r}")
 
 
 def date_partitions(
@@ -216,7 +220,7 @@ def date_partitions(
         and isinstance(last, dt.datetime)
         and ((first.tzinfo is None) != (last.tzinfo is None))
     ):
-        raise ValueError("start and end must both be naive or both be time-zone aware")
+        raise SlsConfigError("start and end must both be naive or both be time-zone aware")
     windows: list[dict[str, str]] = []
     moment = first
     while moment < last:

@@ -17,6 +17,8 @@ import pytest
 
 from sls_provider.emulator import SlsEmulator
 
+__all__ = ["TEST_LOGSTORE", "TEST_PROJECT", "sls_default_connection", "sls_emulator"]
+
 #: Project and logstore of :func:`sls_default_connection`.
 TEST_PROJECT, TEST_LOGSTORE = "test-project", "test-logstore"
 

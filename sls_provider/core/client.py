@@ -6,7 +6,7 @@ The environment is read once per client instead, with requests' own helpers, so 
 bundles behave as they would with requests.
 
 Retries use tenacity (exponential backoff with full jitter, ``Retry-After`` honoured), bounded by
-attempts and by a total deadline. What is retried follows PROTOCOL.md: connection errors and
+attempts and by a total deadline. What is retried follows docs/protocol.md: connection errors and
 timeouts, 429, 5xx, and 403 quota codes. Anything else is final at the first answer.
 """
 
@@ -25,11 +25,22 @@ import urllib3
 
 from sls_provider.core.compress import compress
 from sls_provider.core.endpoint import Target
-from sls_provider.core.errors import SlsRequestError, SlsRetryableError, SlsServiceError
+from sls_provider.core.errors import SlsConfigError, SlsRequestError, SlsRetryableError, SlsServiceError
 from sls_provider.core.pack import Request
 from sls_provider.core.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "API_VERSION",
+    "QUOTA_CODES",
+    "Answer",
+    "RetryPolicy",
+    "Sent",
+    "WebTrackingClient",
+    "classify",
+    "error_body",
+]
 
 API_VERSION = "0.6.0"
 QUOTA_CODES = frozenset({"WriteQuotaExceed", "ShardWriteQuotaExceed", "ExceedQuota"})
@@ -53,9 +64,12 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError(f"retry attempts must be at least 1, got {self.attempts}")
+            raise SlsConfigError(f"retry attempts must be at least 1, got {self.attempts}")
         if self.deadline <= 0 or self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError("retry deadline must be positive, backoffs not negative")
+            raise SlsConfigError(
+                f"retry deadline must be positive and backoffs not negative, got deadline={self.deadline}, "
+                f"backoff={self.backoff}, max_backoff={self.max_backoff}"
+            )
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,7 @@ class Sent:
 
 @dataclass(frozen=True)
 class Answer:
-    """An HTTP answer, as much of it as error handling needs (from either HTTP library).
+    """An HTTP answer, as much of it as error handling needs (read from the urllib3 response).
 
     :param status: the status code.
     :param headers: the headers (a case-insensitive mapping).

@@ -1,4 +1,4 @@
-"""Body compression in the exact formats SLS expects.
+"""Body compression in the exact formats SLS expects (docs/protocol.md, "Compression").
 
 ``lz4`` is the LZ4 *block* format without a size prefix (the raw size travels in
 ``x-log-bodyrawsize``), not the frame format; ``deflate`` is zlib-wrapped (RFC 1950), not raw

@@ -24,6 +24,8 @@ import pyarrow as pa
 from sls_provider.core.errors import SlsInputError
 from sls_provider.core.values import to_text
 
+__all__ = ["EncodedRows", "column_text", "encode_frame", "from_ndjson"]
+
 
 @dataclass(frozen=True)
 class EncodedRows:

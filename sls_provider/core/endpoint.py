@@ -2,7 +2,8 @@
 
 The project travels in the host name (``{project}.{endpoint}``). For an endpoint that is an IP
 address or ``localhost`` (a private gateway, the local emulator) that name does not resolve, so,
-like the official SDKs, we connect to the endpoint itself and send ``Host: {project}.{endpoint}``.
+like the official SDKs, we connect to the endpoint itself and send ``Host: {project}.{endpoint}``
+(docs/protocol.md, "Endpoint and Host").
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from sls_provider.core.errors import SlsConfigError
+
+__all__ = ["Target", "resolve_target"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,126}[a-z0-9]\Z")
 _LOGSTORE = re.compile(r"[a-z0-9][a-z0-9_-]{1,126}[a-z0-9]\Z")

@@ -7,6 +7,15 @@ configuration (fix the connection), and service errors split into retryable and 
 
 from __future__ import annotations
 
+__all__ = [
+    "SlsConfigError",
+    "SlsError",
+    "SlsInputError",
+    "SlsRequestError",
+    "SlsRetryableError",
+    "SlsServiceError",
+]
+
 
 class SlsError(Exception):
     """Base class of every error raised by this provider."""

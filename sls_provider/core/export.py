@@ -35,6 +35,15 @@ from sls_provider.core.pack import MAX_BYTES, MAX_LOGS, ON_OVERSIZE, Packer, Req
 from sls_provider.core.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_VALUE_BYTES",
+    "ExportOptions",
+    "ExportSummary",
+    "Exporter",
+    "frames_from_records",
+    "frames_from_rows",
+]
 MAX_VALUE_BYTES = 1024 * 1024
 #: Chunks encoded at once. Encoding is the longest step; two threads keep two cores busy.
 ENCODERS = 2

@@ -1,4 +1,5 @@
-"""Log keys: which names SLS accepts, and the deterministic rewrite of those it does not.
+"""Log keys: which names SLS accepts (docs/protocol.md, "Keys"), and the deterministic rewrite of
+those it does not.
 
 SLS refuses a whole request (``InvalidKey``) for one bad key, so keys are checked once per export,
 before anything is sent, and every bad column is named in one error.

@@ -4,6 +4,13 @@ web tracking on.
 Writing through web tracking is anonymous; reading a logstore's settings is not. Requests are signed
 by the official SDK (``aliyun-log-python-sdk``, the ``aliyun`` extra) and sent over our own transport,
 which knows how to reach IP and ``localhost`` endpoints (the SDK tries ``{project}.{ip}:{port}``).
+
+These calls use ``requests``, while writes use urllib3 directly (:mod:`sls_provider.core.client`).
+On purpose: a management call is one or two requests per connection test or switch, so requests'
+per-call reading of proxy and CA settings from the environment costs nothing here, and it keeps this
+module short; for writes that same per-call cost dominated the client's CPU. Both read the
+environment the same way (the client uses requests' own helpers), so proxies and CA bundles behave
+alike for both.
 """
 
 from __future__ import annotations

@@ -15,10 +15,33 @@ from airflow.sdk import BaseHook
 from sls_provider.core.client import RetryPolicy, WebTrackingClient
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.endpoint import Target, resolve_target
-from sls_provider.core.errors import SlsConfigError, SlsError, SlsInputError, SlsServiceError
+from sls_provider.core.errors import (
+    SlsConfigError,
+    SlsError,
+    SlsInputError,
+    SlsRequestError,
+    SlsRetryableError,
+    SlsServiceError,
+)
 from sls_provider.core.export import Exporter, ExportOptions, ExportSummary, frames_from_records
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.management import ManagementClient
+
+# The names a user of the hook needs, importable from here: the options, the summary and the errors.
+__all__ = [
+    "DEFAULT_CHUNKSIZE",
+    "ExportOptions",
+    "ExportSummary",
+    "RetryPolicy",
+    "SlsConfigError",
+    "SlsError",
+    "SlsInputError",
+    "SlsRequestError",
+    "SlsRetryableError",
+    "SlsServiceError",
+    "SlsSettings",
+    "SlsWebTrackingHook",
+]
 
 #: Rows read and encoded at a time. 20,000 is as fast as 50,000 (the encoder is one polars query a
 #: chunk) and a SQL export's peak memory is about 200 MB lower (benchmarks/bench_memory.py).
@@ -74,7 +97,7 @@ class SlsWebTrackingHook(BaseHook):
     :param logstore: the logstore; overrides the connection's ``extra.logstore``.
     :param compress_type: overrides the connection's ``extra.compress_type`` (default ``lz4``).
     :param timeout: overrides the connection's ``extra.timeout`` (default 30 s).
-    :param retry: how transient failures are retried (:class:`~sls_provider.core.client.RetryPolicy`);
+    :param retry: how transient failures are retried (:class:`RetryPolicy`);
         overrides the connection's ``extra.retry_attempts``/``retry_deadline``/``retry_backoff``/
         ``retry_max_backoff``.
     """

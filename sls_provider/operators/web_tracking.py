@@ -14,6 +14,7 @@ from airflow.sdk import BaseHook, BaseOperator
 
 from sls_provider.core.client import RetryPolicy
 from sls_provider.core.compress import check_compress_type
+from sls_provider.core.errors import SlsConfigError
 from sls_provider.core.export import ExportOptions
 from sls_provider.core.ledger import Ledger, seq_ranges
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
@@ -25,6 +26,8 @@ from sls_provider.hooks.web_tracking import (
 )
 from sls_provider.lineage import export_lineage
 from sls_provider.sources.readers import check_sql_reader, read_query
+
+__all__ = ["STATE_KEY", "RetryPolicy", "SlsWebTrackingOperator"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -47,18 +50,20 @@ class SlsWebTrackingOperator(BaseOperator):
     :param project: SLS project (templated); overrides the connection's.
     :param logstore: logstore (templated); overrides the connection's.
     :param sql: a query, or a path to a ``.sql`` file (templated); needs ``sql_conn_id``.
-    :param sql_conn_id: any connection whose hook is a common.sql ``DbApiHook``.
-    :param parameters: query parameters (templated), in the driver's paramstyle.
+    :param sql_conn_id: any connection whose hook is a common.sql ``DbApiHook``; only with ``sql``.
+    :param parameters: query parameters (templated), in the driver's paramstyle; only with ``sql``.
     :param sql_reader: how ``sql`` is read: ``auto`` (the Arrow reader where the connection has one,
         PostgreSQL and MySQL/MariaDB with the ``arrow`` extra installed, else the DB-API reader),
         ``arrow`` (fail rather than fall back) or ``dbapi``. The same rows give the same bytes either way.
     :param dataframe: a DataFrame, or an ``XComArg`` resolving to one (templated).
-    :param topic: ``__topic__`` of every row (templated), unless ``topic_column`` is given.
+    :param topic: ``__topic__`` of every row (templated); not together with ``topic_column``.
     :param topic_column: column holding each row's topic (null -> ``""``); the column is not sent.
     :param source: ``__source__`` (templated); default: left out, and the service records the
         worker's IP address (request bodies then do not depend on which worker sends them).
     :param tags: ``__tags__`` of every request (templated), string values.
     :param compress_type: ``lz4``, ``deflate`` or ``none``; default: the connection's, else ``lz4``.
+    :param timeout: seconds to wait for the service per request; default: the connection's
+        ``extra.timeout``, else 30.
     :param max_workers: requests sent concurrently.
     :param chunksize: rows read and encoded at a time.
     :param key_policy: ``strict`` (bad column names fail the task before sending) or ``sanitize``.
@@ -106,6 +111,7 @@ class SlsWebTrackingOperator(BaseOperator):
         source: str | None = None,
         tags: Mapping[str, str] | None = None,
         compress_type: str | None = None,
+        timeout: float | None = None,
         max_workers: int = 4,
         chunksize: int = DEFAULT_CHUNKSIZE,
         key_policy: str = "strict",
@@ -120,11 +126,38 @@ class SlsWebTrackingOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # Checked here, so a mistake fails when the DAG file is parsed, not in the middle of a run.
         if (sql is None) == (dataframe is None):
-            raise ValueError(f"{self.task_id}: pass exactly one of sql= or dataframe=")
+            raise SlsConfigError(f"{self.task_id}: pass exactly one of sql= or dataframe=")
         if sql is not None and not sql_conn_id:
-            raise ValueError(f"{self.task_id}: sql= needs sql_conn_id= (the connection to run it on)")
+            raise SlsConfigError(f"{self.task_id}: sql= needs sql_conn_id= (the connection to run it on)")
+        if dataframe is not None:
+            # Arguments that only a query uses would be silently ignored with a DataFrame.
+            given = [
+                name
+                for name, value in (("sql_conn_id", sql_conn_id), ("parameters", parameters))
+                if value is not None
+            ]
+            if given:
+                raise SlsConfigError(
+                    f"{self.task_id}: {' and '.join(f'{n}=' for n in given)} only apply to sql=, "
+                    "not to dataframe=: remove them"
+                )
+        if topic_column is not None and topic:
+            raise SlsConfigError(
+                f"{self.task_id}: pass topic= or topic_column=, not both (topic_column={topic_column!r} "
+                f"gives each row its topic, so topic={topic!r} would be ignored)"
+            )
         check_chunksize(chunksize)
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+        ):
+            raise SlsConfigError(
+                f"{self.task_id}: timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise SlsConfigError(f"{self.task_id}: retry must be a RetryPolicy, got {type(retry).__name__}")
+        # Every argument is kept as an attribute of the same name, as Airflow operators do.
         self.sls_conn_id = sls_conn_id
         self.project = project
         self.logstore = logstore
@@ -138,20 +171,32 @@ class SlsWebTrackingOperator(BaseOperator):
         self.source = source
         self.tags = tags
         self.compress_type = check_compress_type(compress_type) if compress_type else None
+        self.timeout = timeout
+        self.max_workers = max_workers
         self.chunksize = chunksize
+        self.key_policy = key_policy
+        self.on_oversize = on_oversize
+        self.max_logs = max_logs
+        self.max_bytes = max_bytes
         self.resume = resume
+        self.trace_tags = trace_tags
         self.retry = retry
-        # Validated here so a typo fails at DAG parse time, not in the middle of a run.
-        self.export_options = ExportOptions(
-            topic_column=topic_column,
-            key_policy=key_policy,
-            on_oversize=on_oversize,
-            max_workers=max_workers,
-            max_logs=max_logs,
-            max_bytes=max_bytes,
-            trace_tags=trace_tags,
-            max_requests_per_second=max_requests_per_second,
-            max_mb_per_second=max_mb_per_second,
+        self.max_requests_per_second = max_requests_per_second
+        self.max_mb_per_second = max_mb_per_second
+        self._export_options()  # validates key_policy, on_oversize, max_workers, max_logs, max_bytes...
+
+    def _export_options(self) -> ExportOptions:
+        """The export options from this operator's attributes; validated (raises ``SlsInputError``)."""
+        return ExportOptions(
+            topic_column=self.topic_column,
+            key_policy=self.key_policy,
+            on_oversize=self.on_oversize,
+            max_workers=self.max_workers,
+            max_logs=self.max_logs,
+            max_bytes=self.max_bytes,
+            trace_tags=self.trace_tags,
+            max_requests_per_second=self.max_requests_per_second,
+            max_mb_per_second=self.max_mb_per_second,
         )
 
     @cached_property
@@ -161,6 +206,7 @@ class SlsWebTrackingOperator(BaseOperator):
             project=self.project,
             logstore=self.logstore,
             compress_type=self.compress_type,
+            timeout=self.timeout,
             retry=self.retry,
         )
 
@@ -200,7 +246,7 @@ class SlsWebTrackingOperator(BaseOperator):
         # cleared task after success) gets a new one, so its duplicates can be told apart.
         export_id = str(state["export_id"]) if state and state.get("export_id") else new_export_id(ti)
         options = replace(
-            self.export_options, topic=self.topic, source=self.source, tags=self.tags, export_id=export_id
+            self._export_options(), topic=self.topic, source=self.source, tags=self.tags, export_id=export_id
         )
         ledger = None
         if store is not None:

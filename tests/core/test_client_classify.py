@@ -1,4 +1,4 @@
-"""Error classification (PROTOCOL.md's response table): 429, 5xx and the 403 quota codes are retried;
+"""Error classification (docs/protocol.md's response table): 429, 5xx and the 403 quota codes are retried;
 400, 401, 403 others, 404 and 499 are final. Answers come from real HTTP against the emulator
 (faults injected with ``emu.faults``), plus hand-built responses for what the emulator never sends."""
 

@@ -1,4 +1,4 @@
-"""Compression in the exact formats SLS expects (PROTOCOL.md): lz4 = LZ4 block format without a size
+"""Compression in the exact formats SLS expects (docs/protocol.md): lz4 = LZ4 block format without a size
 prefix; deflate = zlib-wrapped (RFC 1950); none = the body as is."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Where a PutWebTracking request goes (PROTOCOL.md): ``{scheme}://{project}.{endpoint}/logstores/
+"""Where a PutWebTracking request goes (docs/protocol.md): ``{scheme}://{project}.{endpoint}/logstores/
 {logstore}/track``, https by default; for an IP address or localhost, connect to the endpoint itself
 and send ``Host: {project}.{endpoint}`` (port included)."""
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from sls_provider.core.endpoint import Target, resolve_target
+from sls_provider.core.endpoint import resolve_target
 from sls_provider.core.errors import SlsConfigError
 from sls_provider.emulator import SlsEmulator
 
@@ -144,11 +144,27 @@ def test_bad_logstores(logstore: str) -> None:
     assert repr(logstore) in str(info.value)
 
 
-def test_target_is_immutable() -> None:
-    target = resolve_target("sls.example.com", "proj", "store")
-    assert isinstance(target, Target)
-    with pytest.raises(AttributeError):
-        target.project = "other"  # type: ignore[misc]
+@pytest.mark.parametrize(
+    ("endpoint", "netloc", "host_header"),
+    [
+        # Only an IP address or localhost itself is connected to directly, whatever its spelling.
+        ("http://LOCALHOST:8080/", "localhost:8080", "my-project.localhost:8080"),
+        ("https://[2001:db8::1]:443", "[2001:db8::1]:443", "my-project.[2001:db8::1]:443"),
+        ("http://[::ffff:127.0.0.1]", "[::ffff:127.0.0.1]", "my-project.[::ffff:127.0.0.1]"),
+        # Names that merely contain an IP or "localhost" resolve: the project goes in the host name.
+        ("127.0.0.1.nip.io", "my-project.127.0.0.1.nip.io", None),
+        ("localhost.localdomain", "my-project.localhost.localdomain", None),
+    ],
+)
+def test_only_literal_hosts_are_connected_to_directly(
+    endpoint: str, netloc: str, host_header: str | None
+) -> None:
+    target = resolve_target(endpoint, "my-project", "web-log")
+    assert (target.netloc, target.host_header) == (netloc, host_header)
+    assert target.track_url == f"{target.scheme}://{netloc}/logstores/web-log/track"
+    # The lineage namespace names the project's host either way, never the bare IP.
+    assert target.namespace == f"sls://{host_header or netloc}"
+    assert target.namespace.startswith("sls://my-project.")
 
 
 @pytest.fixture

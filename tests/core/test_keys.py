@@ -1,4 +1,4 @@
-"""Log keys, checked against PROTOCOL.md: 1-128 bytes of [A-Za-z0-9_], not starting with a digit;
+"""Log keys, checked against docs/protocol.md: 1-128 bytes of [A-Za-z0-9_], not starting with a digit;
 ``__topic__``, ``__source__``, ``__partition_time__``, ``_extract_others_``, ``__extract_others__``
 refused; ``__time__`` accepted but overwritten by the arrival time (so: a warning)."""
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sls_provider.core.errors import SlsError, SlsInputError
 from sls_provider.core.keys import key_problem, resolve_keys, sanitize_key
 
-# Written out from PROTOCOL.md, not imported from the module under test.
+# Written out from docs/protocol.md, not imported from the module under test.
 RESERVED = {"__topic__", "__source__", "__partition_time__", "_extract_others_", "__extract_others__"}
 KEY_SYNTAX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

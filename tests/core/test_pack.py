@@ -21,7 +21,7 @@ from sls_provider.core.errors import SlsInputError
 from sls_provider.core.pack import Packer, Request
 
 MIB = 1024 * 1024
-SDK_MAX_BYTES = 3 * MIB  # PROTOCOL.md: 3 MB counted as 1024 * 1024 bytes
+SDK_MAX_BYTES = 3 * MIB  # docs/protocol.md: 3 MB counted as 1024 * 1024 bytes
 SDK_MAX_LOGS = 4096
 SEQ_SLACK = 12  # an export's request number, up to 12 digits, may not be known when a row is placed
 
@@ -260,9 +260,26 @@ def test_bad_settings_are_refused(kwargs: dict) -> None:
         Packer(**{"source": "s", **kwargs})
 
 
-def test_limits_at_the_protocol_maximum_are_accepted() -> None:
-    Packer(source="s" * 128, max_logs=SDK_MAX_LOGS, max_bytes=SDK_MAX_BYTES)
-    Packer(source="é" * 64, max_logs=1, max_bytes=1024)
+def test_limits_at_the_protocol_maximum_are_used_in_full() -> None:
+    """A 128-byte source is sent as it is, and the largest limits are filled, not merely accepted."""
+    source = "s" * 128
+    packer = Packer(source=source, max_logs=SDK_MAX_LOGS, max_bytes=SDK_MAX_BYTES)
+    exact = SDK_MAX_BYTES - empty_body_size("t", source, {})
+    [full] = run(packer, [("t", [row_of_size(exact)])])
+    assert len(full.body) == SDK_MAX_BYTES
+    assert parsed(full)["__source__"] == source
+    by_count = run(Packer(source=source), [("t", [{"n": str(i)} for i in range(SDK_MAX_LOGS + 1)])])
+    assert [r.logs for r in by_count] == [SDK_MAX_LOGS, 1]
+
+
+def test_smallest_limits_with_a_128_byte_multibyte_source() -> None:
+    source = "é" * 64  # 64 characters, 128 bytes
+    requests = run(Packer(source=source, max_logs=1, max_bytes=1024), [("t", [{"n": "1"}, {"n": "2"}])])
+    assert [parsed(r)["__logs__"] for r in requests] == [[{"n": "1"}], [{"n": "2"}]]
+    assert {parsed(r)["__source__"] for r in requests} == {source}
+    exact = 1024 - empty_body_size("t", source, {})
+    [request] = run(Packer(source=source, max_logs=1, max_bytes=1024), [("t", [row_of_size(exact)])])
+    assert len(request.body) == 1024
 
 
 @pytest.mark.parametrize("topic", ["t" * 129, "é" * 65])

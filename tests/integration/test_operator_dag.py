@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import sqlite3
 from decimal import Decimal
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 from airflow.sdk import DAG, task
 
+from sls_provider import RetryPolicy, SlsConfigError, SlsError
 from sls_provider.emulator import SlsEmulator
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from tests.conftest import LOGSTORE, PROJECT, content
@@ -174,5 +176,111 @@ def test_bad_column_names_fail_before_anything_is_sent(sls_conn: SlsEmulator) ->
     ],
 )
 def test_bad_options_fail_when_the_dag_is_parsed(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SlsError, match=message) as info:
         SlsWebTrackingOperator(task_id="t", dataframe=pd.DataFrame({"a": [1]}), **kwargs)
+    assert isinstance(info.value, ValueError)  # the error classes stay ValueErrors too
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"dataframe": pd.DataFrame({"a": [1]}), "sql": "SELECT 1"}, "exactly one of sql= or dataframe="),
+        ({}, "exactly one of sql= or dataframe="),
+        ({"sql": "SELECT 1"}, "sql= needs sql_conn_id="),
+        (
+            {"dataframe": pd.DataFrame({"a": [1]}), "sql_conn_id": "warehouse"},
+            "sql_conn_id= only apply to sql=",
+        ),
+        (
+            {"dataframe": pd.DataFrame({"a": [1]}), "parameters": {"day": "x"}},
+            "parameters= only apply to sql=",
+        ),
+        (
+            {"dataframe": pd.DataFrame({"a": [1]}), "sql_conn_id": "w", "parameters": [1]},
+            "sql_conn_id= and parameters= only apply",
+        ),
+        (
+            {"dataframe": pd.DataFrame({"a": [1]}), "topic": "t", "topic_column": "a"},
+            "pass topic= or topic_column=, not both",
+        ),
+        (
+            {"sql": "SELECT 1", "sql_conn_id": "w", "topic": "{{ ds }}", "topic_column": "a"},
+            "not both",
+        ),
+        ({"dataframe": pd.DataFrame({"a": [1]}), "timeout": 0}, "timeout must be a positive number"),
+        ({"dataframe": pd.DataFrame({"a": [1]}), "timeout": "30"}, "timeout must be a positive number"),
+        ({"dataframe": pd.DataFrame({"a": [1]}), "retry": "fast"}, "retry must be a RetryPolicy"),
+    ],
+)
+def test_conflicting_or_wrong_arguments_are_config_errors_at_parse_time(kwargs: dict, message: str) -> None:
+    with pytest.raises(SlsConfigError, match=message):
+        SlsWebTrackingOperator(task_id="t", **kwargs)
+
+
+def test_a_bad_retry_policy_is_a_config_error() -> None:
+    with pytest.raises(SlsConfigError, match="attempts must be at least 1"):
+        RetryPolicy(attempts=0)
+    with pytest.raises(SlsConfigError, match="deadline=0"):
+        RetryPolicy(deadline=0)
+
+
+def test_every_argument_is_an_attribute_of_the_same_name() -> None:
+    """Like every Airflow operator: ``op.<argument>`` is what was passed (templating, UI, reprs)."""
+    given = {
+        "sls_conn_id": "sls_other",
+        "project": "proj",
+        "logstore": "store",
+        "sql": "SELECT 1",
+        "sql_conn_id": "warehouse",
+        "parameters": {"day": "2026-01-01"},
+        "topic": "",
+        "topic_column": "kind",
+        "source": "batch",
+        "tags": {"team": "growth"},
+        "compress_type": "deflate",
+        "timeout": 12.5,
+        "max_workers": 3,
+        "chunksize": 1234,
+        "key_policy": "sanitize",
+        "on_oversize": "skip",
+        "max_logs": 100,
+        "max_bytes": 65536,
+        "resume": False,
+        "trace_tags": False,
+        "retry": RetryPolicy(attempts=2),
+        "max_requests_per_second": 50.0,
+        "max_mb_per_second": 2.0,
+    }
+    names = [
+        n for n, p in inspect.signature(SlsWebTrackingOperator.__init__).parameters.items() if n != "self"
+    ]
+    assert set(names) - {"kwargs"} == set(given) | {"dataframe"}  # a new argument must be added here too
+    op = SlsWebTrackingOperator(task_id="t", **given)
+    assert {name: getattr(op, name) for name in given} == given
+    frame = pd.DataFrame({"a": [1]})
+    assert SlsWebTrackingOperator(task_id="t2", dataframe=frame).dataframe is frame
+
+
+def test_timeout_reaches_the_hook(sls_conn: SlsEmulator, tmp_path: Path) -> None:
+    """An answer slower than the operator's timeout is given up on and retried; the connection's
+    timeout (30 s) would have waited for it."""
+    out = tmp_path / "summary.json"
+    sls_conn.faults.latency(1.5, n=1)
+    with DAG("timeout", schedule=None, start_date=START) as dag:
+        export = SlsWebTrackingOperator(
+            task_id="export",
+            dataframe=pd.DataFrame({"a": [1, 2]}),
+            timeout=0.5,
+            retry=RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02),
+        )
+
+        @task
+        def keep(summary: dict) -> None:
+            out.write_text(json.dumps(summary))
+
+        keep(export.output)
+
+    assert export.hook.settings.timeout == 0.5
+    assert run(dag) == "success"
+    summary = json.loads(out.read_text())
+    assert (summary["rows"], summary["retries"], summary["possible_duplicates"]) == (2, 1, 1)

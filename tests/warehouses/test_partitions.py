@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sls_provider.core.errors import SlsConfigError, SlsInputError
 from sls_provider.partitions import date_partitions, key_ranges, range_queries, split_range
 from tests.warehouses.conftest import Server, table_name
 from tests.warehouses.web_events import build
@@ -24,7 +25,7 @@ def test_split_range_is_contiguous_and_even() -> None:
     assert split_range(lo=0, hi=10, parts=3) == [{"lo": 0, "hi": 4}, {"lo": 4, "hi": 7}, {"lo": 7, "hi": 10}]
     assert split_range(lo=5, hi=7, parts=8) == [{"lo": 5, "hi": 6}, {"lo": 6, "hi": 7}]
     assert split_range(lo=3, hi=3, parts=2) == []
-    with pytest.raises(ValueError, match="parts"):
+    with pytest.raises(SlsConfigError, match="parts"):
         split_range(lo=0, hi=1, parts=0)
 
 
@@ -68,11 +69,11 @@ def test_key_ranges_where_empty_table_and_bad_names(tmp_path: Path, monkeypatch:
     )
     assert n == 100
     assert key_ranges(hook=hook, table="web_events", key="id", parts=3, where="1 = 0") == []
-    with pytest.raises(ValueError, match="identifier"):
+    with pytest.raises(SlsConfigError, match="identifier"):
         key_ranges(hook=hook, table="web_events; DROP TABLE x", key="id", parts=2)
-    with pytest.raises(ValueError, match="integer key"):
+    with pytest.raises(SlsInputError, match="integer key"):
         key_ranges(hook=hook, table="web_events", key="page", parts=2)
-    with pytest.raises(ValueError, match="conn_id"):
+    with pytest.raises(SlsConfigError, match="conn_id"):
         key_ranges(table="web_events", key="id", parts=2)
 
 
@@ -110,9 +111,11 @@ def test_date_partitions() -> None:
         {"start": "2026-03-01T00:50:00+00:00", "end": "2026-03-01T01:00:00+00:00"},  # the last is cut at end
     ]
     for bad in ("1w", "0d", -1, "soon"):
-        with pytest.raises(ValueError, match="step"):
+        with pytest.raises(SlsConfigError, match="step"):
             date_partitions(start="2026-03-01", end="2026-03-02", step=bad)
-    with pytest.raises(ValueError, match="aware"):
+    with pytest.raises(SlsConfigError, match="start must be a date"):
+        date_partitions(start="March", end="2026-03-02", step="1d")
+    with pytest.raises(SlsConfigError, match="aware"):
         date_partitions(start="2026-03-01T00:00:00", end="2026-03-02T00:00:00+00:00", step="1h")
 
 
