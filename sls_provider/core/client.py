@@ -277,7 +277,7 @@ class WebTrackingClient:
             except urllib3.exceptions.HTTPError as err:
                 if attempt.expired:
                     raise self._abandoned(request, attempt) from err
-                raise self._no_answer(request, err) from err
+                raise self._no_answer(request, err, sent=attempt.sent) from err
         if attempt.expired:
             # The socket was shut down mid-answer: what was read may be a truncated answer.
             raise self._abandoned(request, attempt)
@@ -297,14 +297,15 @@ class WebTrackingClient:
             ambiguous=attempt.sent,
         )
 
-    def _no_answer(self, request: Request, err: urllib3.exceptions.HTTPError) -> SlsRetryableError:
+    def _no_answer(
+        self, request: Request, err: urllib3.exceptions.HTTPError, *, sent: bool
+    ) -> SlsRetryableError:
         cause = err.original_error if isinstance(err, urllib3.exceptions.ProxyError) else err
         reason = transport_reason(err, host=self.target.netloc, timeout=self.timeout)
-        if isinstance(cause, urllib3.exceptions.ConnectTimeoutError) or refused_certificate(err):
+        if not sent or isinstance(cause, urllib3.exceptions.ConnectTimeoutError) or refused_certificate(err):
             # Refused, unresolvable or timed out while connecting, to the service or to the
-            # proxy (NewConnectionError and NameResolutionError are kinds of it), or a certificate
-            # refused in the handshake: nothing reached the service, so a retry cannot duplicate
-            # anything.
+            # proxy (NewConnectionError and NameResolutionError are kinds of it), or a failed TLS
+            # handshake: nothing reached the service, so a retry cannot duplicate anything.
             return SlsRetryableError(f"Could not connect to SLS at {self.target.base_url}: {reason}")
         # The request may have reached the service: a retry can store its logs twice.
         return SlsRetryableError(

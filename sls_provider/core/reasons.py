@@ -104,9 +104,11 @@ def transport_reason(err: BaseException, *, host: str, timeout: float) -> str:
             f"TLS error: the certificate of {host} was not accepted: {cert.verify_message} "
             f"({cert.reason}){via}"
         )
-    if tls := first(ssl.SSLError, urllib3.exceptions.SSLError):
-        reason = getattr(tls, "reason", None) or type(tls).__name__
+    if tls := first(ssl.SSLError):
+        reason = str(getattr(tls, "reason", None) or tls).lower().replace("_", " ")
         return f"TLS error talking to {host}: {reason}{via}"
+    if first(urllib3.exceptions.SSLError):
+        return f"TLS error talking to {host}{via}"
     if first(urllib3.exceptions.NameResolutionError, socket.gaierror):
         return f"the host name of {host} could not be resolved (DNS failure){via}"
     if first(ConnectionRefusedError):

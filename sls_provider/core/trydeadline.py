@@ -142,6 +142,8 @@ class _Watched(HTTPConnection):
 
     def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         self._sls_register()
+        if self.sock is None:
+            self.connect()  # here rather than inside the send, to know when sending begins
         current: Try | None = getattr(_local, "current", None)
         if current is not None:
             current.sent = True
