@@ -17,6 +17,7 @@ from sls_provider.core.errors import SlsConfigError, SlsError, SlsInputError, Sl
 from sls_provider.core.export import Exporter, ExportOptions, ExportSummary, frames_from_records
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.management import ManagementClient
+from sls_provider.core.reasons import mask
 
 #: Rows read and encoded at a time. 20,000 is as fast as 50,000 (the encoder is one polars query a
 #: chunk) and a SQL export's peak memory is about 200 MB lower (benchmarks/bench_memory.py).
@@ -234,8 +235,16 @@ class SlsWebTrackingHook(BaseHook):
 
         With an AccessKey: a signed GetLogStore tells whether the logstore exists and has web
         tracking on. Without one, the same call unsigned shows whether the endpoint is reachable and
-        answers like SLS; what a signature would be needed for is said in the message.
+        answers like SLS; what a signature would be needed for is said in the message. The
+        message never holds the AccessKey or token, even if a proxy echoed them back.
         """
+        ok, message = self._test_connection()
+        settings = self.settings
+        return ok, mask(
+            message, (settings.access_key_secret, settings.security_token, settings.access_key_id)
+        )
+
+    def _test_connection(self) -> tuple[bool, str]:
         try:
             client = self.management()
         except SlsError as err:
