@@ -50,7 +50,8 @@ class RetryPolicy:
     """How transient failures are retried.
 
     :param attempts: tries per request, the first included.
-    :param deadline: seconds after the first try past which no new try starts.
+    :param deadline: seconds after the first try past which no new try starts; a try still
+        running then is cut short (see :meth:`WebTrackingClient.post_once`).
     :param backoff: first wait in seconds; doubles each try, with full jitter.
     :param max_backoff: longest single wait in seconds (``Retry-After`` may ask for longer, up to
         the deadline).
