@@ -84,6 +84,7 @@ class ManagementClient:
                 response = self._http.urlopen(
                     method, url, body=data, headers=headers, preload_content=True, redirect=False
                 )
+                self._http.clear()  # calls are rare: keep no idle connection (and socket) open
             except urllib3.exceptions.HTTPError as err:
                 reason = (
                     f"no complete answer within {2 * self.timeout:g} s (twice the timeout)"

@@ -49,8 +49,11 @@ class Try:
         _local.current = None
         with _lock:
             self._done = True
-            if self._conn is not None and self._conn._sls_try is self:
-                self._conn._sls_try = None
+            conn = self._conn
+            if conn is not None and conn._sls_try is self:
+                conn._sls_try = None
+                if conn.sock is None:  # closed during the try: see _Watched.close
+                    conn._sls_release_guard()
             self._conn = None
 
     def _attach(self, conn: _Watched) -> None:
@@ -149,12 +152,18 @@ class _Watched(HTTPConnection):
             current.sent = True
         super().request(*args, **kwargs)
 
+    def _sls_release_guard(self) -> None:
+        if self._sls_guard is not None:
+            self._sls_guard.close()
+            self._sls_guard = None
+
     def close(self) -> None:
         super().close()
         with _lock:
-            if self._sls_guard is not None:
-                self._sls_guard.close()
-                self._sls_guard = None
+            # http.client closes the connection as soon as the headers say it will close, handing
+            # the socket to the answer, whose body is still to be read: the try's end releases it.
+            if self._sls_try is None:
+                self._sls_release_guard()
 
 
 class _WatchedHTTP(_Watched):
