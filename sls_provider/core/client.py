@@ -12,10 +12,10 @@ timeouts, 429, 5xx, and 403 quota codes. Anything else is final at the first ans
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import certifi
@@ -28,6 +28,16 @@ from sls_provider.core.endpoint import Target
 from sls_provider.core.errors import SlsConfigError, SlsRequestError, SlsRetryableError, SlsServiceError
 from sls_provider.core.pack import Request
 from sls_provider.core.ratelimit import RateLimiter
+from sls_provider.core.reasons import (
+    describe_answer,
+    first_bytes,
+    mask,
+    refused_certificate,
+    sls_error_body,
+    status_words,
+    transport_reason,
+)
+from sls_provider.core.trydeadline import Try, watch_pool
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +61,8 @@ class RetryPolicy:
     """How transient failures are retried.
 
     :param attempts: tries per request, the first included.
-    :param deadline: seconds after the first try past which no new try starts.
+    :param deadline: seconds after the first try past which no new try starts; a try still
+        running then is cut short (see :meth:`WebTrackingClient.post_once`).
     :param backoff: first wait in seconds; doubles each try, with full jitter.
     :param max_backoff: longest single wait in seconds (``Retry-After`` may ask for longer, up to
         the deadline).
@@ -95,26 +106,43 @@ class Answer:
     body: bytes
 
 
-def error_body(body: bytes) -> tuple[str | None, str | None]:
-    """``errorCode`` and ``errorMessage`` of an SLS error answer (the start of the text if not JSON)."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None, body[:200].decode("utf-8", "replace") or None
-    if isinstance(payload, dict):
-        return payload.get("errorCode"), payload.get("errorMessage")
-    return None, None
+def error_body(body: bytes, secrets: Iterable[str | None] = ()) -> tuple[str | None, str | None]:
+    """``errorCode`` and ``errorMessage`` (``secrets`` masked) of an SLS error answer; ``(None,
+    None)`` for any other body, which is never quoted (see :mod:`~sls_provider.core.reasons`)."""
+    fields = sls_error_body(body)
+    if fields is None:
+        return None, None
+    code, message = fields
+    return code, (mask(message, secrets) if message is not None else None)
 
 
-def classify(answer: Answer, target: Target, topic: str, seq: int) -> SlsServiceError:
-    """Turn a non-200 answer into the right error, naming everything needed to act on it."""
-    code, message = error_body(answer.body)
+def what_came_back(answer: Answer, secrets: Iterable[str | None] = ()) -> str:
+    """``SLS answered 403 Unauthorized: ...`` for an SLS error; status and content type otherwise."""
+    code, message = error_body(answer.body, secrets)
+    if code is not None or message is not None:
+        return f"SLS answered {answer.status} {code or '-'}: {message or '(no message)'}"
+    if not answer.body:
+        return f"SLS answered {status_words(answer.status)} (no body)"
+    return (
+        f"Got {describe_answer(answer.status, answer.headers, answer.body)}, not an SLS error "
+        "(not quoted: it may come from a proxy or gateway)"
+    )
+
+
+def classify(
+    answer: Answer, target: Target, topic: str, seq: int, secrets: Iterable[str | None] = ()
+) -> SlsServiceError:
+    """Turn a non-200 answer into the right error, naming everything needed to act on it.
+
+    :param secrets: texts to mask wherever the answer is quoted.
+    """
+    code, message = error_body(answer.body, secrets)
     status = answer.status
     request_id = answer.headers.get("x-log-requestid")
     retry_after = _retry_after(answer.headers.get("Retry-After"))
     retryable = status == 429 or status >= 500 or (status == 403 and code in QUOTA_CODES)
     text = (
-        f"SLS answered {status} {code or '-'}: {message or '(no message)'} "
+        f"{what_came_back(answer, secrets)} "
         f"[request id {request_id or '-'}, project {target.project!r}, logstore {target.logstore!r}, "
         f"topic {topic!r}, request #{seq} of this export]"
     )
@@ -128,6 +156,28 @@ def classify(answer: Answer, target: Target, topic: str, seq: int) -> SlsService
         error_message=message,
         request_id=request_id,
         retry_after=retry_after,
+    )
+
+
+def not_from_sls(
+    answer: Answer, target: Target, topic: str, seq: int, secrets: Iterable[str | None] = ()
+) -> SlsRequestError:
+    """A 200 that is not PutWebTracking's acknowledgement (SLS answers with an empty body and an
+    ``x-log-requestid``): a proxy, captive portal or wrong endpoint answered. Final, since asking
+    again gets the same page, and ambiguous, since a proxy may have forwarded the request before
+    answering for itself."""
+    request_id = answer.headers.get("x-log-requestid")
+    missing = [] if request_id else ["no x-log-requestid header"]
+    if answer.body:
+        missing.append(f"a body starting {first_bytes(answer.body, secrets)!r}")
+    return SlsRequestError(
+        f"Got {describe_answer(answer.status, answer.headers, answer.body)} with "
+        f"{' and '.join(missing)}: not an acknowledgement from SLS, so request #{seq} (topic {topic!r}) "
+        f"is not counted as delivered. Something other than SLS answered at {target.base_url} "
+        "(a proxy, a captive portal, or the wrong endpoint): check the endpoint and the proxy settings.",
+        status=answer.status,
+        request_id=request_id,
+        ambiguous=True,
     )
 
 
@@ -157,14 +207,14 @@ def _pool(target: Target, timeout: float, verify: bool | str, size: int) -> urll
     proxies = requests.utils.get_environ_proxies(target.base_url)
     proxy = proxies.get(target.scheme) or proxies.get("all")
     if not proxy:
-        return urllib3.PoolManager(**options)
+        return watch_pool(urllib3.PoolManager(**options))
     proxy = requests.utils.prepend_scheme_if_needed(proxy, "http")
     user, password = requests.utils.get_auth_from_url(proxy)
     if user:
         # urllib3 ignores credentials in the proxy URL: send them as requests does.
         options["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}")
         proxy = urllib3.util.parse_url(proxy)._replace(auth=None).url
-    return urllib3.ProxyManager(proxy, **options)
+    return watch_pool(urllib3.ProxyManager(proxy, **options))
 
 
 def _environ_ca_bundle() -> str:
@@ -176,7 +226,8 @@ class WebTrackingClient:
 
     :param target: where to send (see :func:`~sls_provider.core.endpoint.resolve_target`).
     :param compress_type: ``lz4``, ``deflate`` or ``none``.
-    :param timeout: seconds to connect and to wait for an answer.
+    :param timeout: seconds to connect, and for each read or write; a whole try (connect, send,
+        the complete answer) is abandoned after twice this, whatever the peer does.
     :param verify: verify TLS certificates (``True``), or a CA bundle path.
     :param retry: the :class:`RetryPolicy`.
     :param pool_size: idle keep-alive connections kept (at least the number of sending threads).
@@ -204,6 +255,9 @@ class WebTrackingClient:
         self.rate_limiter: RateLimiter | None = None
         #: connections are pooled across threads: exports start new sending threads each time
         self._pool = _pool(target, timeout, verify, pool_size)
+        proxy_auth = getattr(self._pool, "proxy_headers", {}).get("proxy-authorization", "")
+        #: masked wherever an answer is quoted (a proxy page can echo the request's headers)
+        self._secrets = (proxy_auth.partition(" ")[2],)
 
     def close(self) -> None:
         """Close the idle keep-alive connections."""
@@ -221,33 +275,58 @@ class WebTrackingClient:
             headers["Host"] = self.target.host_header
         return headers
 
-    def post_once(self, request: Request, payload: bytes, headers: dict[str, str]) -> str | None:
-        """One try. Returns the request id, or raises a classified :class:`SlsServiceError`."""
+    def post_once(
+        self, request: Request, payload: bytes, headers: dict[str, str], *, until: float | None = None
+    ) -> str | None:
+        """One try, abandoned after ``2 * timeout`` (or at ``until``, a ``time.monotonic()`` value,
+        if sooner). Returns the request id, or raises a classified :class:`SlsServiceError`."""
         if self.rate_limiter is not None:
             self.rate_limiter.acquire(len(payload))
-        try:
-            response = self._pool.urlopen(
-                "POST", self.target.track_url, body=payload, headers=headers, preload_content=True
-            )
-        except urllib3.exceptions.HTTPError as err:
-            cause = err.original_error if isinstance(err, urllib3.exceptions.ProxyError) else err
-            if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
-                # Refused, unresolvable or timed out while connecting, to the service or to the
-                # proxy (NewConnectionError and NameResolutionError are kinds of it): nothing
-                # reached the service, so a retry cannot duplicate anything.
-                raise SlsRetryableError(
-                    f"Could not connect to SLS at {self.target.base_url}: {type(err).__name__}: {err}"
-                ) from err
-            # The request may have reached the service: a retry can store its logs twice.
-            raise SlsRetryableError(
-                f"No answer from SLS for request #{request.seq} (topic {request.topic!r}): "
-                f"{type(err).__name__}: {err}",
-                ambiguous=True,
-            ) from err
-        if response.status == 200:
-            return response.headers.get("x-log-requestid")
+        limit = 2 * self.timeout
+        deadline = time.monotonic() + limit if until is None else min(time.monotonic() + limit, until)
+        with Try(deadline) as attempt:
+            try:
+                response = self._pool.urlopen(
+                    "POST", self.target.track_url, body=payload, headers=headers, preload_content=True
+                )
+            except urllib3.exceptions.HTTPError as err:
+                if attempt.expired:
+                    raise self._abandoned(request, attempt) from err
+                raise self._no_answer(request, err, sent=attempt.sent) from err
+        if attempt.expired:
+            # The socket was shut down mid-answer: what was read may be a truncated answer.
+            raise self._abandoned(request, attempt)
         answer = Answer(response.status, response.headers, response.data)
-        raise classify(answer, self.target, request.topic, request.seq)
+        if response.status != 200:
+            raise classify(answer, self.target, request.topic, request.seq, self._secrets)
+        request_id = response.headers.get("x-log-requestid")
+        if not request_id or response.data:
+            raise not_from_sls(answer, self.target, request.topic, request.seq, self._secrets)
+        return request_id
+
+    def _abandoned(self, request: Request, attempt: Try) -> SlsRetryableError:
+        return SlsRetryableError(
+            f"No complete answer from SLS at {self.target.base_url} for request #{request.seq} "
+            f"(topic {request.topic!r}) within the try's limit of {2 * self.timeout:g} s (twice the "
+            "timeout) or the retry deadline: the try was abandoned",
+            ambiguous=attempt.sent,
+        )
+
+    def _no_answer(
+        self, request: Request, err: urllib3.exceptions.HTTPError, *, sent: bool
+    ) -> SlsRetryableError:
+        cause = err.original_error if isinstance(err, urllib3.exceptions.ProxyError) else err
+        reason = transport_reason(err, host=self.target.netloc, timeout=self.timeout)
+        if not sent or isinstance(cause, urllib3.exceptions.ConnectTimeoutError) or refused_certificate(err):
+            # Refused, unresolvable or timed out while connecting, to the service or to the
+            # proxy (NewConnectionError and NameResolutionError are kinds of it), or a failed TLS
+            # handshake: nothing reached the service, so a retry cannot duplicate anything.
+            return SlsRetryableError(f"Could not connect to SLS at {self.target.base_url}: {reason}")
+        # The request may have reached the service: a retry can store its logs twice.
+        return SlsRetryableError(
+            f"No answer from SLS for request #{request.seq} (topic {request.topic!r}): {reason}",
+            ambiguous=True,
+        )
 
     def send(self, request: Request) -> Sent:
         """Compress and send ``request``, retrying transient failures; raise the last error if they
@@ -274,6 +353,7 @@ class WebTrackingClient:
             before_sleep=before_sleep,
             reraise=True,
         )
-        request_id = retrying(self.post_once, request, payload, headers)
+        until = time.monotonic() + policy.deadline  # a running try is cut there too (post_once)
+        request_id = retrying(self.post_once, request, payload, headers, until=until)
         attempts = retrying.statistics.get("attempt_number", 1)
         return Sent(request_id=request_id, sent_bytes=len(payload), attempts=attempts)

@@ -5,24 +5,24 @@ Writing through web tracking is anonymous; reading a logstore's settings is not.
 by the official SDK (``aliyun-log-python-sdk``, the ``aliyun`` extra) and sent over our own transport,
 which knows how to reach IP and ``localhost`` endpoints (the SDK tries ``{project}.{ip}:{port}``).
 
-These calls use ``requests``, while writes use urllib3 directly (:mod:`sls_provider.core.client`).
-On purpose: a management call is one or two requests per connection test or switch, so requests'
-per-call reading of proxy and CA settings from the environment costs nothing here, and it keeps this
-module short; for writes that same per-call cost dominated the client's CPU. Both read the
-environment the same way (the client uses requests' own helpers), so proxies and CA bundles behave
-alike for both.
+The transport is the web-tracking client's: same proxy and CA settings, and a call is abandoned
+after twice the timeout whatever the peer does. Answers are quoted only when they are SLS errors,
+with the AccessKey and token masked (a proxy's error page can echo the signed request's headers).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-import requests
+import urllib3
 
-from sls_provider.core.client import API_VERSION, error_body
+from sls_provider.core.client import API_VERSION, Answer, _pool, error_body, what_came_back
 from sls_provider.core.endpoint import Target
 from sls_provider.core.errors import SlsConfigError, SlsRequestError, SlsRetryableError, SlsServiceError
+from sls_provider.core.reasons import describe_answer, transport_reason
+from sls_provider.core.trydeadline import Try
 
 
 def _signer(access_key_id: str, access_key_secret: str, security_token: str | None) -> Any:
@@ -63,6 +63,9 @@ class ManagementClient:
         )
         self.timeout = timeout
         self.verify = verify
+        #: masked wherever an answer is quoted
+        self._secrets = (access_key_secret, security_token, access_key_id)
+        self._http = _pool(target, timeout, verify, 1)
 
     def __repr__(self) -> str:
         return f"ManagementClient({self.target.base_url!r}, signed={self.signed})"
@@ -76,22 +79,45 @@ class ManagementClient:
         headers["Host"] = self.target.host_header or self.target.netloc
         if self._auth is not None:
             self._auth.sign_request(method, resource, {}, headers, data)
-        try:
-            response = requests.request(
-                method,
-                self.target.base_url + resource,
-                data=data,
-                headers=headers,
-                timeout=self.timeout,
-                verify=self.verify,
-            )
-        except requests.RequestException as err:
+        url = self.target.base_url + resource
+        with Try(time.monotonic() + 2 * self.timeout) as attempt:
+            try:
+                response = self._http.urlopen(
+                    method, url, body=data, headers=headers, preload_content=True, redirect=False
+                )
+                self._http.clear()  # calls are rare: keep no idle connection (and socket) open
+            except urllib3.exceptions.HTTPError as err:
+                reason = (
+                    f"no complete answer within {2 * self.timeout:g} s (twice the timeout)"
+                    if attempt.expired
+                    else transport_reason(err, host=self.target.netloc, timeout=self.timeout)
+                )
+                raise SlsRetryableError(
+                    f"Could not reach SLS at {self.target.base_url}: {reason}", ambiguous=True
+                ) from err
+        answer = Answer(response.status, response.headers, response.data)
+        if attempt.expired:
             raise SlsRetryableError(
-                f"Could not reach SLS at {self.target.base_url}: {type(err).__name__}", ambiguous=True
-            ) from err
-        if response.status_code != 200:
-            raise _error(response, self.target, method)
-        return response.json() if response.content else {}
+                f"Could not reach SLS at {self.target.base_url}: no complete answer within "
+                f"{2 * self.timeout:g} s (twice the timeout)",
+                ambiguous=True,
+            )
+        if answer.status != 200:
+            raise _error(answer, self.target, method, self._secrets)
+        if not answer.body:
+            return {}
+        try:
+            spec = json.loads(answer.body)
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict):
+            raise SlsRequestError(
+                f"Got {describe_answer(answer.status, answer.headers, answer.body)} to {method} "
+                f"logstore {self.target.logstore!r} at {self.target.base_url}: not an SLS answer "
+                "(a proxy, a captive portal, or the wrong endpoint?)",
+                status=answer.status,
+            )
+        return spec
 
     def get_logstore(self) -> dict[str, Any]:
         """The logstore's settings (``enable_tracking`` among them)."""
@@ -106,17 +132,16 @@ class ManagementClient:
         self._call("PUT", spec)
 
 
-def _error(response: requests.Response, target: Target, method: str) -> SlsServiceError:
-    code, message = error_body(response.content)
-    kind = (
-        SlsRetryableError if response.status_code == 429 or response.status_code >= 500 else SlsRequestError
-    )
+def _error(answer: Answer, target: Target, method: str, secrets: tuple[str | None, ...]) -> SlsServiceError:
+    code, message = error_body(answer.body, secrets)
+    status = answer.status
+    request_id = answer.headers.get("x-log-requestid")
+    kind = SlsRetryableError if status == 429 or status >= 500 else SlsRequestError
     return kind(
-        f"SLS answered {response.status_code} {code or '-'} to {method} logstore {target.logstore!r} "
-        f"of project {target.project!r}: {message or '(no message)'} "
-        f"[request id {response.headers.get('x-log-requestid', '-')}]",
-        status=response.status_code,
+        f"{what_came_back(answer, secrets)} to {method} logstore {target.logstore!r} "
+        f"of project {target.project!r} [request id {request_id or '-'}]",
+        status=status,
         error_code=code,
         error_message=message,
-        request_id=response.headers.get("x-log-requestid"),
+        request_id=request_id,
     )

@@ -26,6 +26,7 @@ from sls_provider.core.errors import (
 from sls_provider.core.export import Exporter, ExportOptions, ExportSummary, frames_from_records
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.management import ManagementClient
+from sls_provider.core.reasons import mask
 
 # The names a user of the hook needs, importable from here: the options, the summary and the errors.
 __all__ = [
@@ -259,8 +260,16 @@ class SlsWebTrackingHook(BaseHook):
 
         With an AccessKey: a signed GetLogStore tells whether the logstore exists and has web
         tracking on. Without one, the same call unsigned shows whether the endpoint is reachable and
-        answers like SLS; what a signature would be needed for is said in the message.
+        answers like SLS; what a signature would be needed for is said in the message. The
+        message never holds the AccessKey or token, even if a proxy echoed them back.
         """
+        ok, message = self._test_connection()
+        settings = self.settings
+        return ok, mask(
+            message, (settings.access_key_secret, settings.security_token, settings.access_key_id)
+        )
+
+    def _test_connection(self) -> tuple[bool, str]:
         try:
             client = self.management()
         except SlsError as err:
