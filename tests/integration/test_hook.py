@@ -172,6 +172,7 @@ class _CapturingServer:
                 bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
+                self.send_header("x-log-requestid", "capture-1")  # what SLS acknowledges with
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
