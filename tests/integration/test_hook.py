@@ -185,3 +185,31 @@ def test_refused_connection_is_retried_but_not_a_possible_duplicate(monkeypatch:
     with pytest.raises(SlsRetryableError, match="Could not connect") as raised:
         hook.put_logs([{"a": "1"}])
     assert raised.value.ambiguous is False
+
+
+def test_port_zero_is_no_port_and_test_connection_names_the_field(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow 3.3's UI tests a connection with ``port: 0`` for an empty port field, under a random
+    connection id: port 0 means no port, and a missing project names the form field, not the id."""
+    conn = {"conn_type": "sls", "host": emulator.endpoint, "port": 0, "extra": {"logstore": "web-events"}}
+    monkeypatch.setenv("AIRFLOW_CONN_HNBBTPYF", json.dumps(conn))
+    ok, message = SlsWebTrackingHook("HnBbTPyf").test_connection()
+    assert not ok
+    assert message == (
+        "The connection has no SLS project: fill in the connection form's Project field "
+        '(extra "project"), or pass project=... to the hook or operator.'
+    )
+    hook = SlsWebTrackingHook("HnBbTPyf", project="my-project")
+    assert hook.target.base_url == emulator.endpoint
+
+
+def test_empty_form_fields_mean_the_hook_defaults(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI stores an empty optional field as null: the hook's defaults apply, nothing is stored."""
+    extra = {"project": "p1", "logstore": "web-events", "compress_type": None, "timeout": None, "verify": ""}
+    conn = {"conn_type": "sls", "host": emulator.endpoint, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_FORM", json.dumps(conn))
+    settings = SlsWebTrackingHook("sls_form").settings
+    assert (settings.compress_type, settings.timeout, settings.verify) == ("lz4", 30.0, True)
