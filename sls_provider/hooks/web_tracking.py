@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,6 +23,8 @@ from sls_provider.core.management import ManagementClient
 #: Rows read and encoded at a time. 20,000 is as fast as 50,000 (the encoder is one polars query a
 #: chunk) and a SQL export's peak memory is about 200 MB lower (benchmarks/bench_memory.py).
 DEFAULT_CHUNKSIZE = 20_000
+
+_PORT_SUFFIX = re.compile(r":\d+$")  # "host:9090" or "[::1]:9090", not "[::1]"
 
 
 @dataclass(frozen=True)
@@ -196,10 +199,14 @@ class SlsWebTrackingHook(BaseHook):
     @cached_property
     def target(self) -> Target:
         settings = self.settings
-        # Port 0 is no port: Airflow 3.3's UI sends 0 for an empty port field when it tests.
-        return resolve_target(
-            settings.endpoint, settings.project, settings.logstore, port=self.connection.port or None
-        )
+        bare = resolve_target(settings.endpoint, settings.project, settings.logstore)
+        # Port 0 is no port: Airflow 3.3's UI sends 0 for an empty port field when it tests. The
+        # scheme's own port, filled in so the UI's Test icon works, changes no URL or Host header.
+        port = self.connection.port or None
+        own_port = {"https": 443, "http": 80}.get(bare.scheme)
+        if port is None or (port == own_port and not _PORT_SUFFIX.search(bare.netloc)):
+            return bare
+        return resolve_target(settings.endpoint, settings.project, settings.logstore, port=port)
 
     def get_conn(self) -> WebTrackingClient:
         """The pooled, thread-safe client for this logstore."""

@@ -208,8 +208,41 @@ def test_empty_form_fields_mean_the_hook_defaults(
     emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The UI stores an empty optional field as null: the hook's defaults apply, nothing is stored."""
-    extra = {"project": "p1", "logstore": "web-events", "compress_type": None, "timeout": None, "verify": ""}
+    extra = {"project": "proj1", "logstore": "web-events", "compress_type": None, "timeout": None, "verify": ""}
     conn = {"conn_type": "sls", "host": emulator.endpoint, "extra": extra}
     monkeypatch.setenv("AIRFLOW_CONN_SLS_FORM", json.dumps(conn))
     settings = SlsWebTrackingHook("sls_form").settings
     assert (settings.compress_type, settings.timeout, settings.verify) == ("lz4", 30.0, True)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url", "host_header"),
+    [
+        ("cn-hangzhou.log.aliyuncs.com", 443, "https://proj1.cn-hangzhou.log.aliyuncs.com", None),
+        ("https://10.0.0.5", 443, "https://10.0.0.5", "proj1.10.0.0.5"),
+        ("http://127.0.0.1", 80, "http://127.0.0.1", "proj1.127.0.0.1"),
+        ("http://127.0.0.1:9090", 9090, "http://127.0.0.1:9090", "proj1.127.0.0.1:9090"),
+        ("http://127.0.0.1", 9090, "http://127.0.0.1:9090", "proj1.127.0.0.1:9090"),
+        ("https://10.0.0.5", 0, "https://10.0.0.5", "proj1.10.0.0.5"),
+    ],
+)
+def test_form_port(
+    host: str, port: int, url: str, host_header: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port filled in for the UI's Test icon: the scheme's own port changes nothing, 0 is none."""
+    conn = {"conn_type": "sls", "host": host, "port": port, "extra": {"project": "proj1", "logstore": "store1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_PORT", json.dumps(conn))
+    target = SlsWebTrackingHook("sls_port").target
+    assert (target.base_url, target.host_header) == (url, host_header)
+
+
+def test_form_port_disagreeing_with_the_endpoint_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {
+        "conn_type": "sls",
+        "host": "http://127.0.0.1:9090",
+        "port": 80,
+        "extra": {"project": "proj1", "logstore": "store1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_PORT", json.dumps(conn))
+    with pytest.raises(SlsConfigError, match="names port 9090 and the connection port 80"):
+        _ = SlsWebTrackingHook("sls_port").target
