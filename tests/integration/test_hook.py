@@ -208,7 +208,13 @@ def test_empty_form_fields_mean_the_hook_defaults(
     emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The UI stores an empty optional field as null: the hook's defaults apply, nothing is stored."""
-    extra = {"project": "proj1", "logstore": "web-events", "compress_type": None, "timeout": None, "verify": ""}
+    extra = {
+        "project": "proj1",
+        "logstore": "web-events",
+        "compress_type": None,
+        "timeout": None,
+        "verify": "",
+    }
     conn = {"conn_type": "sls", "host": emulator.endpoint, "extra": extra}
     monkeypatch.setenv("AIRFLOW_CONN_SLS_FORM", json.dumps(conn))
     settings = SlsWebTrackingHook("sls_form").settings
@@ -230,7 +236,12 @@ def test_form_port(
     host: str, port: int, url: str, host_header: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The port filled in for the UI's Test icon: the scheme's own port changes nothing, 0 is none."""
-    conn = {"conn_type": "sls", "host": host, "port": port, "extra": {"project": "proj1", "logstore": "store1"}}
+    conn = {
+        "conn_type": "sls",
+        "host": host,
+        "port": port,
+        "extra": {"project": "proj1", "logstore": "store1"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_SLS_PORT", json.dumps(conn))
     target = SlsWebTrackingHook("sls_port").target
     assert (target.base_url, target.host_header) == (url, host_header)
