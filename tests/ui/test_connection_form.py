@@ -140,6 +140,12 @@ def test_form_fields(api_server: str) -> None:
     assert all(field["description"] for field in extra.values())
     assert meta["standard_fields"]["port"]["hidden"] is False
 
+    # The Providers page links to this project's docs ([project.urls] Documentation).
+    with urllib.request.urlopen(f"{api_server}/api/v2/providers", timeout=10) as answer:
+        mine = [p for p in json.load(answer)["providers"] if p["package_name"] == "airflow-provider-sls"]
+    assert mine and "airflow.apache.org" not in mine[0]["documentation_url"]
+    assert mine[0]["documentation_url"].endswith("/docs")
+
 
 def test_test_icon_succeeds_then_names_a_wrong_logstore(page, api_server: str, emulator: SlsEmulator) -> None:
     _add_connection(page, api_server, "sls_ui", emulator.endpoint, emulator.port, LOGSTORE)
