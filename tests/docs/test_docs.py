@@ -285,6 +285,7 @@ class PageRun:
         self.emu = emu
         self.namespace: dict = {"__name__": f"docs_{Path(page).stem.replace('-', '_')}"}
         self.added_connections: set[str] = set()
+        self.written_outside: list[Path] = []
         self.ran: list[str] = []
 
     def text(self, block: Block) -> str:
@@ -322,6 +323,8 @@ class PageRun:
         path = self.scratch / (named.group(1) if named else f"dags/{Path(self.page).stem}_{block.line}.py")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(code, encoding="utf-8")
+        if not path.is_relative_to(self.scratch):  # the suite's DAG folder: removed after the page
+            self.written_outside.append(path)
         before = {id(v) for v in self.namespace.values() if isinstance(v, DAG)}
         exec(compile(code, str(path), "exec"), self.namespace)  # noqa: S102 - the docs' own code
         dags = [v for v in self.namespace.values() if isinstance(v, DAG) and id(v) not in before]
@@ -468,6 +471,8 @@ def test_page_blocks_run(page: str, page_env: tuple) -> None:
     finally:
         if runner.added_connections:
             delete_db_connections(runner.added_connections)
+        for path in runner.written_outside:
+            path.unlink(missing_ok=True)
 
 
 # -- tables checked against the code ---------------------------------------------------------------
