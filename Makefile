@@ -9,13 +9,15 @@ MIN_VENV := .venv-min
 # The installer itself is locked: its version is read from uv.lock, so bootstrap and lock agree.
 UV_PIN = uv==$(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
 
-.PHONY: venv lock check-lock test test-oldest lint demo bench clean
+.PHONY: venv lock check-lock test test-ui test-oldest lint demo bench clean
 
 venv: $(STAMP)
 
 # mysqlclient (the MySQL provider's driver) compiles against the MariaDB client headers.
 $(STAMP): pyproject.toml uv.lock Makefile
 	dpkg -s libmariadb-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libmariadb-dev pkg-config; }
+	@# The browser test (make test-ui) drives Debian's Chromium; Playwright never downloads a browser.
+	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) && $(UV) --version | grep -q "$(subst uv==,,$(UV_PIN))" || $(PY) -m pip install --quiet '$(UV_PIN)'
 	@$(MAKE) --no-print-directory check-lock
@@ -41,8 +43,14 @@ lint: venv
 	$(VENV)/bin/mypy sls_provider
 
 test: venv check-lock lint
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q --ignore=tests/ui
+	if test -x /usr/bin/chromium; then $(MAKE) test-ui; else echo "no /usr/bin/chromium: make test-ui skipped"; fi
 	$(MAKE) test-oldest
+
+# The connection form in Airflow's own UI, in Chromium (tests/ui; screenshots of failures in
+# tests/ui/screenshots/).
+test-ui: venv
+	$(PY) -m pytest -q -p no:xdist tests/ui
 
 # The hook and operator in real DAG runs with every runtime dependency at its declared lower bound.
 test-oldest: $(MIN_VENV)/.installed

@@ -3,11 +3,13 @@
 Builds ``.demo/warehouse.db`` (150,000 web events over two days, five event types), starts the
 emulator, runs the DAG for 2026-03-01 with ``dag.test()`` on a SQLite metadata DB under
 ``.demo/airflow``, then checks that the emulator holds exactly the day's rows per topic, with the
-right values. Exits non-zero on any mismatch.
+right values. Exits non-zero on any mismatch. Prints only its own lines; Airflow's log stream of the
+run goes to ``.demo/airflow-run.log``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -16,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,9 +91,12 @@ def run_and_check(emu, warehouse: Path) -> int:  # noqa: ANN001 - the emulator t
 
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(ROOT / "dags" / "example_sls_export.py")).get_dag("example_sls_export")
+    log_path = WORK / "airflow-run.log"
+    print(f"running the DAG example_sls_export for {DAY} (Airflow's log: {log_path})", flush=True)
     started = time.monotonic()
-    run = dag.test(logical_date=dt.datetime.fromisoformat(f"{DAY}T00:00:00+00:00"))
+    with output_to(log_path):
+        dag = DagBag(dag_folder=str(ROOT / "dags" / "example_sls_export.py")).get_dag("example_sls_export")
+        run = dag.test(logical_date=dt.datetime.fromisoformat(f"{DAY}T00:00:00+00:00"))
     seconds = time.monotonic() - started
     print(f"\nDAG run {run.run_id}: {run.state} in {seconds:.1f} s")
 
@@ -144,6 +150,27 @@ def run_and_check(emu, warehouse: Path) -> int:  # noqa: ANN001 - the emulator t
         return 1
     print(f"\nOK: {sum(held.values()):,} logs in SLS, exactly the warehouse's rows for {DAY}.")
     return 0
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send everything written to stdout and stderr, by Python or by Airflow's log handlers (which
+    hold the original streams), to ``path``: at the file-descriptor level."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def xcom_summary(dag_id: str, run_id: str, task_id: str) -> dict:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     )
     from sls_provider.core.export import ExportSummary
 
+from sls_provider.connection_form import conn_fields, ui_field_behaviour
+
 __version__ = "0.1.0"
 
 # What a user needs, importable from the top (``from sls_provider import RetryPolicy``). Loaded on
@@ -69,46 +71,10 @@ def get_provider_info() -> dict:
                 "connection-type": "sls",
                 "hook-class-name": "sls_provider.hooks.web_tracking.SlsWebTrackingHook",
                 "hook-name": "Alibaba Cloud SLS (web tracking)",
-                # The declarative form Airflow 3's UI reads; stored in the connection's extra.
-                "conn-fields": {
-                    "project": {"label": "Project", "schema": {"type": ["string", "null"]}},
-                    "logstore": {"label": "Logstore", "schema": {"type": ["string", "null"]}},
-                    "compress_type": {
-                        "label": "Compression",
-                        "schema": {
-                            "type": ["string", "null"],
-                            "default": "lz4",
-                            "enum": ["lz4", "deflate", "none"],
-                        },
-                    },
-                    "timeout": {
-                        "label": "Timeout (seconds)",
-                        "schema": {"type": ["number", "null"], "default": 30},
-                    },
-                    "verify": {
-                        "label": "Verify TLS (true, false or a CA bundle path)",
-                        "schema": {"type": ["string", "null"], "default": "true"},
-                    },
-                    "security_token": {
-                        "label": "STS security token",
-                        "schema": {"type": ["string", "null"], "format": "password"},
-                        "description": "Only with a temporary AccessKey from STS.",
-                    },
-                },
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port"],
-                    "relabeling": {
-                        "host": "Endpoint",
-                        "login": "AccessKey ID",
-                        "password": "AccessKey Secret",
-                    },
-                    "placeholders": {
-                        "host": "cn-hangzhou.log.aliyuncs.com (https) or http://127.0.0.1:9090",
-                        "login": "optional: only the Test button and enable_web_tracking sign calls",
-                        "project": "my-project",
-                        "logstore": "my-logstore",
-                    },
-                },
+                # The declarative form Airflow 3.2+ reads (the hook builds its widgets from the same
+                # definition for earlier releases).
+                "conn-fields": conn_fields(),
+                "ui-field-behaviour": ui_field_behaviour(),
             }
         ],
         "hooks": [

@@ -25,3 +25,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     out = result.stdout
     assert "OK: 120,005 logs in SLS" in out
     assert "page_view" in out and "MISMATCH" not in out
+    # Only the demo's own lines: Airflow's log stream is in the file it names.
+    assert "[info     ]" not in out and "INFO" not in out, out[:3000]
+    assert len(out.splitlines()) < 40, out[:3000]
+    log = tmp_path / "demo" / "airflow-run.log"
+    assert f"Airflow's log: {log}" in out
+    assert "SLS export summary" in log.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,6 +13,7 @@ import polars as pl
 import pyarrow as pa
 from airflow.sdk import BaseHook
 
+from sls_provider.connection_form import hook_field_behaviour, hook_widgets
 from sls_provider.core.client import RetryPolicy, WebTrackingClient
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.endpoint import Target, resolve_target
@@ -47,6 +49,8 @@ __all__ = [
 #: Rows read and encoded at a time. 20,000 is as fast as 50,000 (the encoder is one polars query a
 #: chunk) and a SQL export's peak memory is about 200 MB lower (benchmarks/bench_memory.py).
 DEFAULT_CHUNKSIZE = 20_000
+
+_PORT_SUFFIX = re.compile(r":\d+$")  # "host:9090" or "[::1]:9090", not "[::1]"
 
 
 @dataclass(frozen=True)
@@ -135,36 +139,17 @@ class SlsWebTrackingHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the connection form (the classic, Flask-based UI; Airflow 3's UI reads
-        the same fields from ``conn-fields`` in :func:`sls_provider.get_provider_info`)."""
+        """Extra fields of the connection form for Airflow before 3.2 (later releases read the same
+        definition, :mod:`sls_provider.connection_form`, from ``conn-fields`` in the provider info)."""
         try:
-            from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-            from flask_babel import lazy_gettext
-            from wtforms import PasswordField, SelectField, StringField
-        except ImportError:  # Airflow 3 without the FAB provider: the declarative form is used
+            return hook_widgets()
+        except ImportError:  # no FAB/wtforms: the declarative form is the only one
             return {}
-        return {
-            "project": StringField(lazy_gettext("Project"), widget=BS3TextFieldWidget()),
-            "logstore": StringField(lazy_gettext("Logstore"), widget=BS3TextFieldWidget()),
-            "compress_type": SelectField(
-                lazy_gettext("Compression"), choices=["lz4", "deflate", "none"], default="lz4"
-            ),
-            "security_token": PasswordField(
-                lazy_gettext("STS security token"), widget=BS3PasswordFieldWidget()
-            ),
-        }
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "Endpoint", "login": "AccessKey ID", "password": "AccessKey Secret"},
-            "placeholders": {
-                "host": "cn-hangzhou.log.aliyuncs.com or http://127.0.0.1:9090",
-                "login": "optional: only management calls are signed",
-                "extra": '{"project": "my-project", "logstore": "my-logstore", "compress_type": "lz4"}',
-            },
-        }
+        """Labels, placeholders and hidden fields (:mod:`sls_provider.connection_form`)."""
+        return hook_field_behaviour()
 
     @cached_property
     def connection(self) -> Any:
@@ -174,27 +159,43 @@ class SlsWebTrackingHook(BaseHook):
     @cached_property
     def settings(self) -> SlsSettings:
         """The connection's settings with this hook's arguments applied; validated."""
+        return self._read_settings(f"Connection {self.sls_conn_id!r}")
+
+    def _read_settings(self, subject: str) -> SlsSettings:
+        """:param subject: how errors name the connection (the UI's Test runs it under a random id)."""
         conn = self.connection
         extra = conn.extra_dejson
         project = self.project or extra.get("project")
         logstore = self.logstore or extra.get("logstore")
         missing = [name for name, value in (("project", project), ("logstore", logstore)) if not value]
         if missing:
-            raise SlsConfigError(
-                f"No SLS {' or '.join(missing)} for connection {self.sls_conn_id!r}: pass "
-                f"{', '.join(missing)}=... or set it in the connection's extra."
+            fields = " and ".join(name.capitalize() for name in missing) + (
+                " fields" if len(missing) > 1 else " field"
             )
+            keys = ", ".join(f'"{name}"' for name in missing)
+            args = ", ".join(f"{name}=..." for name in missing)
+            raise SlsConfigError(
+                f"{subject} has no SLS {' or '.join(missing)}: fill in the connection form's {fields} "
+                f"(extra {keys}), or pass {args} to the hook or operator."
+            )
+        # An empty form field means the default, like every other optional field.
+        timeout_value = extra.get("timeout")
+        if self.timeout is not None:
+            timeout_value = self.timeout
+        elif timeout_value is None or timeout_value == "":
+            timeout_value = 30
         try:
-            timeout = float(self.timeout if self.timeout is not None else extra.get("timeout", 30))
+            timeout = float(timeout_value)
         except (TypeError, ValueError) as err:
-            raise SlsConfigError(f"Connection {self.sls_conn_id!r}: extra.timeout must be seconds") from err
+            raise SlsConfigError(f"{subject}: extra.timeout must be seconds") from err
+        verify = extra.get("verify")
         return SlsSettings(
             endpoint=conn.host or "",
             project=str(project),
             logstore=str(logstore),
             compress_type=check_compress_type(self.compress_type or extra.get("compress_type") or "lz4"),
             timeout=timeout,
-            verify=_as_bool_or_path(extra.get("verify", True)),
+            verify=True if verify is None or verify == "" else _as_bool_or_path(verify),
             access_key_id=conn.login or None,
             access_key_secret=conn.password or None,
             security_token=extra.get("security_token") or None,
@@ -224,9 +225,14 @@ class SlsWebTrackingHook(BaseHook):
     @cached_property
     def target(self) -> Target:
         settings = self.settings
-        return resolve_target(
-            settings.endpoint, settings.project, settings.logstore, port=self.connection.port
-        )
+        bare = resolve_target(settings.endpoint, settings.project, settings.logstore)
+        # Port 0 is no port: Airflow 3.3's UI sends 0 for an empty port field when it tests. The
+        # scheme's own port, filled in so the UI's Test icon works, changes no URL or Host header.
+        port = self.connection.port or None
+        own_port = {"https": 443, "http": 80}.get(bare.scheme)
+        if port is None or (port == own_port and not _PORT_SUFFIX.search(bare.netloc)):
+            return bare
+        return resolve_target(settings.endpoint, settings.project, settings.logstore, port=port)
 
     def get_conn(self) -> WebTrackingClient:
         """The pooled, thread-safe client for this logstore."""
@@ -271,6 +277,8 @@ class SlsWebTrackingHook(BaseHook):
 
     def _test_connection(self) -> tuple[bool, str]:
         try:
+            # Not "connection 'HnBbTPyf'": the UI tests a copy of the connection under a random id.
+            self.settings = self._read_settings("The connection")
             client = self.management()
         except SlsError as err:
             return False, str(err)

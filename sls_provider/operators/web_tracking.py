@@ -93,7 +93,6 @@ class SlsWebTrackingOperator(BaseOperator):
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql", "parameters": "json", "tags": "json"}
-    ui_color = "#ff6a00"
 
     def __init__(
         self,

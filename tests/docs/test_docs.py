@@ -15,7 +15,7 @@ emulator holding ``my-project/web-events`` and one Python namespace, like a tuto
 step. ``AIRFLOW_CONN_SLS_DEFAULT`` points at the emulator and ``AIRFLOW_CONN_WAREHOUSE`` at a SQLite
 database with a ``web_events`` table for 2026-01-01. The endpoint ``http://127.0.0.1:9090`` (what the
 docs tell users to start the emulator on) is replaced with the test emulator's endpoint in python and
-shell blocks.
+shell blocks, and ``~/airflow`` (the getting-started page's ``AIRFLOW_HOME``) with the suite's.
 
 - ``python``: exec'd. Every DAG it binds to a name is run with ``dag.test()`` (``tests/dagrun.run``)
   and must succeed; one with an ``SlsWebTrackingOperator`` must store logs in the emulator. A first
@@ -24,9 +24,10 @@ shell blocks.
 - ``pycon``: run with doctest (``ELLIPSIS``, ``NORMALIZE_WHITESPACE``; Airflow's log lines are ignored),
   without the endpoint replacement: a pycon block shows values, and the docs' endpoint may be one.
 - ``sh``/``bash``: run with ``bash -euo pipefail`` in the suite's ``AIRFLOW_HOME``. ``AIRFLOW_CONN_*``
-  variables it exports are kept for the page's later blocks, and every ``sls`` connection it defines
-  (exported, or added to the metadata DB with ``airflow connections add``) must resolve; one pointing at
-  the emulator must pass ``test_connection()``. Connections added to the DB are deleted afterwards.
+  and ``AIRFLOW__*`` (configuration) variables it exports are kept for the page's later blocks, and
+  every ``sls`` connection it defines (exported, or added to the metadata DB with
+  ``airflow connections add``) must resolve; one pointing at the emulator must pass
+  ``test_connection()``. Connections added to the DB are deleted afterwards.
 - ``json`` must parse. Other languages (``text``, ``sql``, ...) are data and need no marker.
 """
 
@@ -63,6 +64,7 @@ DOCS = ROOT / "docs"
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
 PROJECT, LOGSTORE = "my-project", "web-events"
 DOCS_ENDPOINT = "http://127.0.0.1:9090"
+DOCS_AIRFLOW_HOME = "~/airflow"  # the getting-started page's; the suite's own home replaces it
 SHELL = {"sh", "bash", "shell"}
 RUN = {"python", "pycon"} | SHELL
 MUST_MARK = {"console", ""}  # transcripts and unlabelled blocks: not runnable as they stand
@@ -283,10 +285,12 @@ class PageRun:
         self.emu = emu
         self.namespace: dict = {"__name__": f"docs_{Path(page).stem.replace('-', '_')}"}
         self.added_connections: set[str] = set()
+        self.written_outside: list[Path] = []
         self.ran: list[str] = []
 
     def text(self, block: Block) -> str:
-        return block.code.replace(DOCS_ENDPOINT, self.emu.endpoint)
+        code = block.code.replace(DOCS_ENDPOINT, self.emu.endpoint)
+        return code.replace(DOCS_AIRFLOW_HOME, os.environ["AIRFLOW_HOME"])
 
     def run(self, block: Block) -> None:
         if block.marker == "not-run":
@@ -314,10 +318,13 @@ class PageRun:
 
         code = self.text(block)
         first = code.split("\n", 1)[0]
-        named = re.fullmatch(r"#\s*(dags/[\w/.-]+\.py)\s*", first)
+        # "# dags/x.py" is the scratch DAG folder; "# ~/airflow/dags/x.py" Airflow's (the suite's).
+        named = re.fullmatch(r"#\s*((?:/\S+/)?dags/[\w/.-]+\.py)\s*", first)
         path = self.scratch / (named.group(1) if named else f"dags/{Path(self.page).stem}_{block.line}.py")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(code, encoding="utf-8")
+        if not path.is_relative_to(self.scratch):  # the suite's DAG folder: removed after the page
+            self.written_outside.append(path)
         before = {id(v) for v in self.namespace.values() if isinstance(v, DAG)}
         exec(compile(code, str(path), "exec"), self.namespace)  # noqa: S102 - the docs' own code
         dags = [v for v in self.namespace.values() if isinstance(v, DAG) and id(v) not in before]
@@ -387,10 +394,14 @@ class PageRun:
         assert result.returncode == 0, f"{block.where}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         after = dict(item.split("=", 1) for item in dump.read_text().split("\0") if "=" in item)
         exported = {
-            k: v for k, v in after.items() if k.startswith("AIRFLOW_CONN_") and os.environ.get(k) != v
+            k: v
+            for k, v in after.items()
+            if k.startswith(("AIRFLOW_CONN_", "AIRFLOW__")) and os.environ.get(k) != v
         }
         os.environ.update(exported)
-        defined = {k[len("AIRFLOW_CONN_") :].lower(): v for k, v in exported.items()}
+        defined = {
+            k[len("AIRFLOW_CONN_") :].lower(): v for k, v in exported.items() if k.startswith("AIRFLOW_CONN_")
+        }
         added = db_connection_ids() - before_db
         self.added_connections |= added
         for conn_id in sorted(added):
@@ -460,6 +471,8 @@ def test_page_blocks_run(page: str, page_env: tuple) -> None:
     finally:
         if runner.added_connections:
             delete_db_connections(runner.added_connections)
+        for path in runner.written_outside:
+            path.unlink(missing_ok=True)
 
 
 # -- tables checked against the code ---------------------------------------------------------------

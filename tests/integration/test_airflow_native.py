@@ -90,6 +90,7 @@ def test_connection_form_declares_the_sls_fields() -> None:
     behaviour = conn_type["ui-field-behaviour"]
     assert behaviour["relabeling"] == {
         "host": "Endpoint",
+        "port": "Port (optional)",
         "login": "AccessKey ID",
         "password": "AccessKey Secret",
     }
@@ -97,6 +98,15 @@ def test_connection_form_declares_the_sls_fields() -> None:
     hook_behaviour = SlsWebTrackingHook.get_ui_field_behaviour()
     assert hook_behaviour["relabeling"] == behaviour["relabeling"]
     assert set(hook_behaviour["hidden_fields"]) == set(behaviour["hidden-fields"])
+    # One definition: the hook's placeholders are the conn-fields' examples; no form default is
+    # written into a connection's extra.
+    assert (
+        hook_behaviour["placeholders"]["project"]
+        == conn_type["conn-fields"]["project"]["schema"]["examples"][0]
+    )
+    assert all("default" not in spec["schema"] for spec in conn_type["conn-fields"].values())
+    assert conn_type["conn-fields"]["project"]["schema"]["type"] == "string"  # required in the form
+    assert "port" not in behaviour["hidden-fields"]
 
 
 def test_test_button_with_web_tracking_on(sls_conn: SlsEmulator) -> None:

@@ -232,3 +232,75 @@ def test_refused_connection_is_retried_but_not_a_possible_duplicate(monkeypatch:
     with pytest.raises(SlsRetryableError, match="Could not connect") as raised:
         hook.put_logs([{"a": "1"}])
     assert raised.value.ambiguous is False
+
+
+def test_port_zero_is_no_port_and_test_connection_names_the_field(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow 3.3's UI tests a connection with ``port: 0`` for an empty port field, under a random
+    connection id: port 0 means no port, and a missing project names the form field, not the id."""
+    conn = {"conn_type": "sls", "host": emulator.endpoint, "port": 0, "extra": {"logstore": "web-events"}}
+    monkeypatch.setenv("AIRFLOW_CONN_HNBBTPYF", json.dumps(conn))
+    ok, message = SlsWebTrackingHook("HnBbTPyf").test_connection()
+    assert not ok
+    assert message == (
+        "The connection has no SLS project: fill in the connection form's Project field "
+        '(extra "project"), or pass project=... to the hook or operator.'
+    )
+    hook = SlsWebTrackingHook("HnBbTPyf", project="my-project")
+    assert hook.target.base_url == emulator.endpoint
+
+
+def test_empty_form_fields_mean_the_hook_defaults(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI stores an empty optional field as null: the hook's defaults apply, nothing is stored."""
+    extra = {
+        "project": "proj1",
+        "logstore": "web-events",
+        "compress_type": None,
+        "timeout": None,
+        "verify": "",
+    }
+    conn = {"conn_type": "sls", "host": emulator.endpoint, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_FORM", json.dumps(conn))
+    settings = SlsWebTrackingHook("sls_form").settings
+    assert (settings.compress_type, settings.timeout, settings.verify) == ("lz4", 30.0, True)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url", "host_header"),
+    [
+        ("cn-hangzhou.log.aliyuncs.com", 443, "https://proj1.cn-hangzhou.log.aliyuncs.com", None),
+        ("https://10.0.0.5", 443, "https://10.0.0.5", "proj1.10.0.0.5"),
+        ("http://127.0.0.1", 80, "http://127.0.0.1", "proj1.127.0.0.1"),
+        ("http://127.0.0.1:9090", 9090, "http://127.0.0.1:9090", "proj1.127.0.0.1:9090"),
+        ("http://127.0.0.1", 9090, "http://127.0.0.1:9090", "proj1.127.0.0.1:9090"),
+        ("https://10.0.0.5", 0, "https://10.0.0.5", "proj1.10.0.0.5"),
+    ],
+)
+def test_form_port(
+    host: str, port: int, url: str, host_header: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port filled in for the UI's Test icon: the scheme's own port changes nothing, 0 is none."""
+    conn = {
+        "conn_type": "sls",
+        "host": host,
+        "port": port,
+        "extra": {"project": "proj1", "logstore": "store1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_PORT", json.dumps(conn))
+    target = SlsWebTrackingHook("sls_port").target
+    assert (target.base_url, target.host_header) == (url, host_header)
+
+
+def test_form_port_disagreeing_with_the_endpoint_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {
+        "conn_type": "sls",
+        "host": "http://127.0.0.1:9090",
+        "port": 80,
+        "extra": {"project": "proj1", "logstore": "store1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_PORT", json.dumps(conn))
+    with pytest.raises(SlsConfigError, match="names port 9090 and the connection port 80"):
+        _ = SlsWebTrackingHook("sls_port").target
