@@ -18,6 +18,7 @@ from sls_provider.core.export import Exporter, ExportOptions
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.pack import Request
 from tests.core.peers import Peer, answer, in_thread, peer
+from tests.core.test_ledger import RecordingStore
 
 PROJECT, LOGSTORE = "proj", "store"
 ONCE = RetryPolicy(attempts=1)
@@ -146,8 +147,8 @@ def test_a_200_that_does_not_look_like_sls_is_an_error(
 
 
 def test_a_captive_portal_200_fails_the_export_and_acknowledges_nothing() -> None:
-    saved: list[dict] = []
-    ledger = Ledger("0123456789abcdef", save=saved.append)
+    store = RecordingStore()
+    ledger = Ledger("0123456789abcdef", store=store)
     with peer(lambda conn, _: conn.sendall(answer("200 OK", HTML, {"Content-Type": "text/html"}))) as server:
         client = client_for(server, retry=ONCE)
         frames = [pd.DataFrame({"id": range(2000)})]
@@ -155,7 +156,8 @@ def test_a_captive_portal_200_fails_the_export_and_acknowledges_nothing() -> Non
             Exporter(client, ExportOptions(max_logs=100, max_workers=1), ledger).run(frames)
         client.close()
     assert len(ledger) == 0
-    assert all(state["prefix"] == "" and state["beyond"] == {} for state in saved)
+    assert store.writes  # the ledger was written (before the first request), but acknowledges nothing
+    assert len(Ledger("0123456789abcdef", store=store)) == 0
 
 
 # -- 3. error pages are not quoted ----------------------------------------------------------
