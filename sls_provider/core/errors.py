@@ -62,3 +62,8 @@ class SlsRetryableError(SlsServiceError):
 
 class SlsRequestError(SlsServiceError):
     """Final: retrying the same request cannot succeed (bad content, wrong names, not authorised)."""
+
+
+class SlsQuotaError(SlsServiceError):
+    """Final: the logstore's (or project's) write quota refused every write for ``stall_timeout``
+    seconds, so the export could make no progress at all."""

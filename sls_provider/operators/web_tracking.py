@@ -69,9 +69,11 @@ class SlsWebTrackingOperator(BaseOperator):
     :param trace_tags: tag each request with ``sls_export`` (the export id) and ``sls_seq`` (its
         number), so a duplicate left by a lost answer can be found with a query.
     :param retry: how transient failures are retried; default: the connection's settings.
-    :param max_requests_per_second: cap on this task's requests/s, so that many mapped tasks stay
-        under the logstore's write quota (about 500 writes/s per shard).
-    :param max_mb_per_second: cap on this task's compressed MB/s (about 5 MB/s per shard).
+    :param max_requests_per_second: cap on this task's requests/s (attempts included). Not needed to
+        share a logstore's write quota between mapped tasks: each adapts its pace to SLS's answers.
+    :param max_mb_per_second: cap on this task's compressed MB/s (a shard takes about 5 MB/s).
+    :param stall_timeout: seconds the task may go without a single acknowledged request while SLS
+        refuses its writes for quota, before it fails naming the quota (default 300).
     """
 
     template_fields: Sequence[str] = (
@@ -114,6 +116,7 @@ class SlsWebTrackingOperator(BaseOperator):
         retry: RetryPolicy | None = None,
         max_requests_per_second: float | None = None,
         max_mb_per_second: float | None = None,
+        stall_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -148,6 +151,7 @@ class SlsWebTrackingOperator(BaseOperator):
             trace_tags=trace_tags,
             max_requests_per_second=max_requests_per_second,
             max_mb_per_second=max_mb_per_second,
+            stall_timeout=stall_timeout,
         )
 
     @cached_property
@@ -213,7 +217,7 @@ class SlsWebTrackingOperator(BaseOperator):
         if store is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
             store.delete(STATE_KEY)
-        self.log.info("SLS export summary: %s", summary.line())
+        # The export itself logged the summary ("SLS export done: ..."): not twice.
         return summary.to_dict()
 
     def fingerprint(self, options: ExportOptions) -> str:
