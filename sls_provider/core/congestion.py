@@ -216,9 +216,8 @@ class SendController:
                 return
             span = max(min(RECENT, now - self.started), MIN_WINDOW)
             # What came through lately; with hardly any answer through, what was sent instead.
-            acked, samples = self._recent.total(now), self._recent.count(now)
-            informed = samples >= 2
-            acked = (acked if informed else self._offered.total(now)) / span
+            informed = self._recent.count(now) >= 2
+            acked = (self._recent.total(now) if informed else self._offered.total(now)) / span
             first = self.rate is None
             self._cut_at = now
             self._acked_since_cut = 0
