@@ -52,10 +52,10 @@ def task(endpoint: str, rows: int, seed: int) -> None:
     hook = SlsWebTrackingHook()
     print("ready", flush=True)
     sys.stdin.readline()  # every task starts at once
-    started = time.monotonic()
+    started = time.time()  # wall clock: comparable between the task processes
     summary = hook.put_dataframe(frame, topic="bench")
-    seconds = time.monotonic() - started
-    print(json.dumps({"seconds": seconds, **summary.to_dict()}), flush=True)
+    ended = time.time()
+    print(json.dumps({"started": started, "ended": ended, "seconds": ended - started, **summary.to_dict()}))
 
 
 def start_emulator(shards: int, mb: float) -> tuple[subprocess.Popen[str], str]:
@@ -93,7 +93,6 @@ def scenario(name: str, tasks: int, rows: int, shards: int, mb: float) -> dict[s
         for proc in procs:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "ready"
-        began = time.monotonic()
         for proc in procs:
             assert proc.stdin is not None
             proc.stdin.write("go\n")
@@ -104,7 +103,8 @@ def scenario(name: str, tasks: int, rows: int, shards: int, mb: float) -> dict[s
             if proc.returncode:
                 raise SystemExit(f"{name}: a task failed (exit {proc.returncode})")
             results.append(json.loads(out.strip().splitlines()[-1]))
-        span = time.monotonic() - began
+        # From the first task's start to the last one's end (not counting process start and exit).
+        span = max(r["ended"] for r in results) - min(r["started"] for r in results)
         quotas = requests.get(f"{endpoint}/_emulator/quotas", timeout=60).json()["logstores"][0]["shards"]
         records = requests.get(f"{endpoint}/_emulator/requests", timeout=300).json()
     finally:

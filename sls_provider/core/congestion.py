@@ -147,7 +147,8 @@ class SendController:
             start = max(now, self._paused_until, self._next_request)
             if self.max_requests_per_second:
                 self._next_request = start + 1.0 / self.max_requests_per_second
-            rate = min(self.rate or math.inf, self.max_bytes_per_second or math.inf)
+            # Never slower than one request every FLOOR seconds, whatever the estimate.
+            rate = min(max(self.rate or math.inf, size / FLOOR), self.max_bytes_per_second or math.inf)
             if rate < math.inf:
                 start = max(start, self._next_bytes)
                 self._next_bytes = start + size / rate
