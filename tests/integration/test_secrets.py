@@ -50,7 +50,7 @@ def test_full_dag_run_never_shows_the_secret(
     assert run(dag) == "failed"  # "refused" fails, with its error in the log
     captured = capfd.readouterr()
     text = captured.out + captured.err
-    assert "SLS answered 403 Unauthorized" in text and "SLS export summary" in text
+    assert "SLS answered 403 Unauthorized" in text and "SLS export done" in text
     for secret in (SECRET, TOKEN):
         assert secret not in text
         assert secret not in out.read_text()

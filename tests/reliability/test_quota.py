@@ -165,7 +165,7 @@ def test_non_finite_retry_after_is_ignored(monkeypatch: pytest.MonkeyPatch, valu
     monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(endpoint))
     started = time.monotonic()
     summary = SlsWebTrackingHook(retry=FAST).put_dataframe(frame(100), max_workers=1)
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 15  # not the whole 30 s deadline, nor a crash
     assert summary.rows == 100 and summary.retries == 1
     thread.join(timeout=10)
     server.close()
