@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -179,12 +180,13 @@ def test_bad_options_fail_when_the_dag_is_parsed(kwargs: dict, message: str) -> 
         SlsWebTrackingOperator(task_id="t", dataframe=pd.DataFrame({"a": [1]}), **kwargs)
 
 
-def test_the_summary_is_logged_once_in_units_that_fit(sls_conn: SlsEmulator, capfd) -> None:
+def test_the_summary_is_logged_once_in_units_that_fit(sls_conn: SlsEmulator, caplog, capfd) -> None:
     with DAG("summary_once", schedule=None, start_date=START) as dag:
         SlsWebTrackingOperator(task_id="export", dataframe=pd.DataFrame({"a": [1, 2, 3]}))
-    assert run(dag) == "success"
+    with caplog.at_level(logging.INFO):
+        assert run(dag) == "success"
     captured = capfd.readouterr()
-    text = captured.out + captured.err
+    text = captured.out + captured.err + caplog.text
     assert text.count("SLS export done: 3 rows in 1 requests") == 1
     assert "SLS export summary" not in text
     assert " B raw, " in text and "0.0 MB" not in text  # a small export in bytes, not 0.0 MB
