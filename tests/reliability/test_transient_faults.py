@@ -17,7 +17,7 @@ from tests.conftest import LOGSTORE, PROJECT
 
 ROWS = 200_000
 TOPICS = ("orders", "views", "errors")
-# Fast backoff: the waits are tenacity's, so only their length is scaled down for the suite.
+# Fast backoff: only the waits' length is scaled down for the suite.
 FAST = RetryPolicy(attempts=8, deadline=60, backoff=0.005, max_backoff=0.05)
 
 
