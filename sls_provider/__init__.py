@@ -10,9 +10,11 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
         SlsConfigError,
         SlsError,
         SlsInputError,
+        SlsQuotaError,
         SlsRequestError,
         SlsRetryableError,
         SlsServiceError,
+        SlsSourceError,
     )
     from sls_provider.core.export import ExportSummary
 
@@ -31,6 +33,8 @@ _LAZY = {
     "SlsServiceError": "sls_provider.core.errors",
     "SlsRetryableError": "sls_provider.core.errors",
     "SlsRequestError": "sls_provider.core.errors",
+    "SlsQuotaError": "sls_provider.core.errors",
+    "SlsSourceError": "sls_provider.core.errors",
 }
 
 __all__ = [  # a literal list, so linters and type checkers read it; tests keep it equal to _LAZY's keys
@@ -39,9 +43,11 @@ __all__ = [  # a literal list, so linters and type checkers read it; tests keep 
     "SlsConfigError",
     "SlsError",
     "SlsInputError",
+    "SlsQuotaError",
     "SlsRequestError",
     "SlsRetryableError",
     "SlsServiceError",
+    "SlsSourceError",
     "__version__",
     "get_provider_info",
 ]

@@ -5,27 +5,38 @@ every call, which was over half of the client's CPU per request (cProfile, 123 r
 The environment is read once per client instead, with requests' own helpers, so proxies and CA
 bundles behave as they would with requests.
 
-Retries use tenacity (exponential backoff with full jitter, ``Retry-After`` honoured), bounded by
-attempts and by a total deadline. What is retried follows docs/protocol.md: connection errors and
-timeouts, 429, 5xx, and 403 quota codes. Anything else is final at the first answer.
+What is retried follows docs/protocol.md: connection errors and timeouts, 429, 5xx, and 403 quota codes;
+anything else is final at the first answer. Refusals for quota (429, 403 quota codes) are throttling,
+not failure: they slow the export's :class:`~sls_provider.core.congestion.SendController` down and
+are retried while the export makes progress. Other transient errors are retried with exponential
+backoff and full jitter, bounded by attempts and a deadline; ``Retry-After`` is honoured up to the
+deadline.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import certifi
 import requests
-import tenacity
 import urllib3
 
 from sls_provider.core.compress import compress
+from sls_provider.core.congestion import SendController
 from sls_provider.core.endpoint import Target
-from sls_provider.core.errors import SlsConfigError, SlsRequestError, SlsRetryableError, SlsServiceError
+from sls_provider.core.errors import (
+    SlsConfigError,
+    SlsQuotaError,
+    SlsRequestError,
+    SlsRetryableError,
+    SlsServiceError,
+)
 from sls_provider.core.pack import Request
 from sls_provider.core.ratelimit import RateLimiter
 from sls_provider.core.reasons import (
@@ -54,6 +65,10 @@ __all__ = [
 
 API_VERSION = "0.6.0"
 QUOTA_CODES = frozenset({"WriteQuotaExceed", "ShardWriteQuotaExceed", "ExceedQuota"})
+#: What SLS gives a shard (its soft write quota): about 5 MB/s of compressed bodies.
+SHARD_BYTES_PER_SECOND = 5e6
+#: A ``Retry-After`` over this many seconds is not meant seriously: treated as absent.
+MAX_RETRY_AFTER = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -183,9 +198,11 @@ def not_from_sls(
 
 def _retry_after(value: str | None) -> float | None:
     try:
-        return max(0.0, float(value)) if value else None
+        seconds = max(0.0, float(value)) if value else None
     except ValueError:
         return None  # an HTTP date: rare from SLS, so fall back to our own backoff
+    # inf, nan or days: not a wait anyone means; our own backoff instead (inf crashed the sleep).
+    return seconds if seconds is not None and seconds <= MAX_RETRY_AFTER else None
 
 
 def _pool(target: Target, timeout: float, verify: bool | str, size: int) -> urllib3.PoolManager:
@@ -195,7 +212,7 @@ def _pool(target: Target, timeout: float, verify: bool | str, size: int) -> urll
     options: dict = {
         "num_pools": 1,
         "maxsize": size,
-        "retries": False,  # tenacity retries, knowing which errors are safe to repeat
+        "retries": False,  # send() retries, knowing which errors are safe to repeat
         "timeout": urllib3.Timeout(connect=timeout, read=timeout),
     }
     if target.scheme == "https":
@@ -251,7 +268,8 @@ class WebTrackingClient:
         self.verify = verify
         self.retry = retry or RetryPolicy()
         self.on_retry = on_retry
-        #: paces every attempt (see :class:`~sls_provider.core.ratelimit.RateLimiter`); set per export
+        #: paces every attempt if set; exports no longer set it: each paces its own requests with the
+        #: ``controller`` passed to :meth:`send`, so exports sharing this client do not interfere
         self.rate_limiter: RateLimiter | None = None
         #: connections are pooled across threads: exports start new sending threads each time
         self._pool = _pool(target, timeout, verify, pool_size)
@@ -328,32 +346,106 @@ class WebTrackingClient:
             ambiguous=True,
         )
 
-    def send(self, request: Request) -> Sent:
+    def send(
+        self,
+        request: Request,
+        *,
+        controller: SendController | None = None,
+        on_retry: Callable[[SlsServiceError], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Sent:
         """Compress and send ``request``, retrying transient failures; raise the last error if they
-        run out, or at once for a final one."""
+        run out, or at once for a final one.
+
+        A refusal for quota (403 quota codes, 429) is not a failure: it slows ``controller`` down and
+        is retried for as long as the export makes progress, until nothing at all was acknowledged
+        for the controller's ``stall_timeout`` (then :class:`SlsQuotaError`). Other transient errors
+        have :attr:`retry`'s attempts and deadline (time spent throttled does not count).
+
+        :param controller: the export's :class:`SendController`, shared by its sending threads
+            (paces every attempt); ``None``: one for this request alone.
+        :param on_retry: called with the error before each retry (default: the client's ``on_retry``).
+        :param sleep: how to wait (tests pass a fake).
+        """
         payload = compress(request.body, self.compress_type)
         headers = self._headers(len(request.body))
         policy = self.retry
-        exponential = tenacity.wait_random_exponential(multiplier=policy.backoff, max=policy.max_backoff)
+        controller = controller or SendController()
+        notify = on_retry or self.on_retry
+        started = time.monotonic()
+        throttled = 0.0  # seconds of this request spent refused for quota: not on the deadline
+        faults = attempts = 0
+        throttled_at: float | None = None
+        while True:
+            sent_at = controller.acquire(len(payload), sleep)
+            if throttled_at is not None:
+                throttled += sent_at - throttled_at
+                throttled_at = None
+            attempts += 1
+            try:
+                # A running try is cut at the deadline too (time spent throttled does not count).
+                request_id = self.post_once(
+                    request, payload, headers, until=started + throttled + policy.deadline
+                )
+            except SlsRetryableError as error:
+                now = time.monotonic()
+                left = policy.deadline - (now - started - throttled)
+                # Retry-After never outlasts the deadline (nor is an absurd value obeyed).
+                asked = min(error.retry_after or 0.0, max(left, 0.0))
+                if is_throttle(error):
+                    controller.on_throttle(sent_at, asked)
+                    if controller.stalled():
+                        raise quota_error(error, controller) from error
+                    if notify:
+                        notify(error)
+                    throttled_at = now
+                    continue
+                faults += 1
+                if faults >= policy.attempts or left <= 0:
+                    raise
+                backoff = random.uniform(0, min(policy.max_backoff, policy.backoff * 2 ** (faults - 1)))
+                if notify:
+                    notify(error)
+                sleep(min(max(asked, backoff), max(left, 0.0)))
+                continue
+            controller.on_ack(len(payload), sent_at)
+            return Sent(request_id=request_id, sent_bytes=len(payload), attempts=attempts)
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            asked = getattr(error, "retry_after", None) or 0.0
-            return max(asked, exponential(state))
 
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, SlsServiceError) and self.on_retry:
-                self.on_retry(error)
+def is_throttle(error: SlsServiceError) -> bool:
+    """A refusal for quota: 429, or 403 with a quota code."""
+    return error.status == 429 or (error.status == 403 and error.error_code in QUOTA_CODES)
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.deadline),
-            wait=wait,
-            retry=tenacity.retry_if_exception_type(SlsRetryableError),
-            before_sleep=before_sleep,
-            reraise=True,
+
+def quota_error(error: SlsServiceError, controller: SendController) -> SlsQuotaError:
+    """The export gave up: say that the quota is the limit, what it achieved and what it would need."""
+    achieved = controller.achieved()
+    demand = max(controller.demand, controller.peak(), achieved)
+    seconds = controller.now() - controller.started
+    if controller.acked_bytes:
+        shards = max(2, math.ceil(demand / SHARD_BYTES_PER_SECOND))
+        need = (
+            f"It achieved {_mb(achieved)}/s ({_mb(controller.acked_bytes)} in {seconds:,.0f} s) and tried "
+            f"up to {_mb(demand)}/s; a shard takes about 5 MB/s and 500 writes/s, so this export "
+            f"alone would need roughly {shards} shard(s). Split the logstore's shards, run fewer "
+            "exports at once on it, or raise stall_timeout."
         )
-        until = time.monotonic() + policy.deadline  # a running try is cut there too (post_once)
-        request_id = retrying(self.post_once, request, payload, headers, until=until)
-        attempts = retrying.statistics.get("attempt_number", 1)
-        return Sent(request_id=request_id, sent_bytes=len(payload), attempts=attempts)
+    else:
+        need = (
+            "No write of this export was accepted at all: the quota admits nothing (check the "
+            "logstore's shards, the project's write quota, and other writers of this logstore)."
+        )
+    return SlsQuotaError(
+        f"SLS refused every write of this export for {controller.stall_timeout:,.0f} s as over its "
+        f"write quota: the logstore's write quota is the limit, not this export. {need} Last answer: "
+        f"{error}",
+        status=error.status,
+        error_code=error.error_code,
+        error_message=error.error_message,
+        request_id=error.request_id,
+        retry_after=error.retry_after,
+    )
+
+
+def _mb(nbytes: float) -> str:
+    return f"{nbytes / 1e6:,.2f} MB"

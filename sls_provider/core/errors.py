@@ -11,9 +11,11 @@ __all__ = [
     "SlsConfigError",
     "SlsError",
     "SlsInputError",
+    "SlsQuotaError",
     "SlsRequestError",
     "SlsRetryableError",
     "SlsServiceError",
+    "SlsSourceError",
 ]
 
 
@@ -71,3 +73,12 @@ class SlsRetryableError(SlsServiceError):
 
 class SlsRequestError(SlsServiceError):
     """Final: retrying the same request cannot succeed (bad content, wrong names, not authorised)."""
+
+
+class SlsQuotaError(SlsServiceError):
+    """Final: the logstore's (or project's) write quota refused every write for ``stall_timeout``
+    seconds, so the export could make no progress at all."""
+
+
+class SlsSourceError(SlsError):
+    """Reading a query's result failed (connection dropped, syntax error...): names query and reader."""

@@ -26,13 +26,13 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 
-from sls_provider.core.client import Sent, WebTrackingClient
+from sls_provider.core.client import Sent, WebTrackingClient, is_throttle
+from sls_provider.core.congestion import SendController
 from sls_provider.core.encode import EncodedRows, arrow_column_text, column_text, encode_arrow, encode_frame
 from sls_provider.core.errors import SlsInputError, SlsServiceError
 from sls_provider.core.keys import KEY_POLICIES, resolve_keys
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS, ON_OVERSIZE, Packer, Request
-from sls_provider.core.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ __all__ = [
 MAX_VALUE_BYTES = 1024 * 1024
 #: Chunks encoded at once. Encoding is the longest step; two threads keep two cores busy.
 ENCODERS = 2
+#: Seconds an export may go without any acknowledged request while refused for quota.
+DEFAULT_STALL_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,11 @@ class ExportOptions:
     :param max_workers: concurrent requests.
     :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found;
         ``None`` -> a random id.
-    :param max_requests_per_second: cap on this export's requests/s (attempts included), to share a
-        logstore's write quota (about 500 writes/s per shard) between tasks.
-    :param max_mb_per_second: cap on this export's compressed MB/s (about 5 MB/s per shard).
+    :param max_requests_per_second: cap on this export's requests/s (attempts included). Not needed
+        to share a logstore's write quota: every export adapts its pace to the service's answers.
+    :param max_mb_per_second: cap on this export's compressed MB/s (a shard takes about 5 MB/s).
+    :param stall_timeout: seconds without a single acknowledged request, while the service refuses
+        writes for quota, after which the export fails (``None``: 300, or the hook's setting).
     :param trace_tags: send those two tags (turn off only if the logstore's tags must stay as given).
     :param progress_interval: seconds between progress log lines.
     """
@@ -89,6 +93,7 @@ class ExportOptions:
     max_requests_per_second: float | None = None
     max_mb_per_second: float | None = None
     progress_interval: float = 30.0
+    stall_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.key_policy not in KEY_POLICIES:
@@ -101,10 +106,14 @@ class ExportOptions:
             raise SlsInputError(f"max_logs must be between 1 and {MAX_LOGS}, got {self.max_logs}")
         if not 1024 <= self.max_bytes <= MAX_BYTES:
             raise SlsInputError(f"max_bytes must be between 1024 and {MAX_BYTES}, got {self.max_bytes}")
-        for name in ("max_requests_per_second", "max_mb_per_second"):
+        for name in ("max_requests_per_second", "max_mb_per_second", "stall_timeout"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise SlsInputError(f"{name} must be positive, got {value!r}")
+        if self.stall_timeout is not None and not self.stall_timeout < float("inf"):
+            raise SlsInputError(
+                f"stall_timeout must be a finite number of seconds, got {self.stall_timeout!r}"
+            )
         if not isinstance(self.topic, str):
             raise SlsInputError(f"topic must be a string, got {type(self.topic).__name__}")
 
@@ -129,17 +138,31 @@ class ExportSummary:
     resumed_rows: int = 0
     export_id: str | None = None
     seconds: float = 0.0
+    #: answers refusing a request for the write quota (403 quota codes, 429): retried, not failures
+    throttled: int = 0
+    #: seconds during which some request of the export waited to be retried after such an answer
+    throttled_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def mb_per_second(self) -> float:
+        """Compressed MB sent per second (what a write quota counts)."""
+        return self.sent_bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
         rate = self.rows / self.seconds if self.seconds > 0 else 0.0
         text = (
             f"{self.rows:,} rows in {self.requests:,} requests to {len(self.topics)} topic(s), "
-            f"{self.raw_bytes / 1e6:,.1f} MB raw, {self.sent_bytes / 1e6:,.1f} MB sent, "
-            f"{self.seconds:,.1f} s ({rate:,.0f} rows/s)"
+            f"{size(self.raw_bytes)} raw, {size(self.sent_bytes)} sent, "
+            f"{self.seconds:,.1f} s ({rate:,.0f} rows/s, {self.mb_per_second:,.2f} MB/s sent)"
         )
+        if self.throttled:
+            text += (
+                f"; throttled: {self.throttled:,} answer(s) over the write quota, "
+                f"{self.throttled_seconds:,.1f} s throttled"
+            )
         extras = {
             "skipped oversize rows": self.skipped_rows,
             "retries": self.retries,
@@ -149,8 +172,17 @@ class ExportSummary:
         return text + "".join(f"; {name}: {value:,}" for name, value in extras.items() if value)
 
 
+def size(nbytes: float) -> str:
+    """Bytes in the unit that fits: ``512 B``, ``12.3 KB``, ``4.5 MB``, ``1.2 GB`` (powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:,.1f} {unit}"
+    return f"{int(nbytes):,} B"
+
+
 class _RetryCounter:
-    """Counts retries reported by the client from its worker threads."""
+    """Counts retries reported by the client from its worker threads (refusals for quota are the
+    controller's to count: they are throttling, not faults)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -158,6 +190,9 @@ class _RetryCounter:
         self.ambiguous = 0
 
     def __call__(self, error: SlsServiceError) -> None:
+        if is_throttle(error):
+            log.debug("Throttled, retrying: %s", error)
+            return
         # A 5xx may come after the service stored the logs, like a lost answer.
         maybe_stored = error.ambiguous or (error.status is not None and error.status >= 500)
         with self._lock:
@@ -177,7 +212,8 @@ def _names(chunk: Chunk) -> list:
 class Exporter:
     """Runs one export through a :class:`WebTrackingClient`.
 
-    :param client: sends the requests (its ``on_retry`` is set to count retries).
+    :param client: sends the requests; may be shared with other exports (each export passes its
+        own controller and retry counter with every request).
     :param options: the :class:`ExportOptions`.
     :param ledger: acknowledged requests of earlier tries, to skip; updated as requests complete.
     """
@@ -189,14 +225,11 @@ class Exporter:
         self.options = options
         self.ledger = ledger
         self._retry = _RetryCounter()
-        client.on_retry = self._retry
-        client.rate_limiter = (
-            RateLimiter(
-                options.max_requests_per_second,
-                options.max_mb_per_second * 1e6 if options.max_mb_per_second else None,
-            )
-            if options.max_requests_per_second or options.max_mb_per_second
-            else None
+        #: paces this export's requests from the service's answers (shared by its sending threads)
+        self.controller = SendController(
+            max_requests_per_second=options.max_requests_per_second,
+            max_bytes_per_second=options.max_mb_per_second * 1e6 if options.max_mb_per_second else None,
+            stall_timeout=options.stall_timeout or DEFAULT_STALL_TIMEOUT,
         )
         self._keys: dict[tuple, list[str]] = {}
         self._keys_lock = threading.Lock()
@@ -388,21 +421,15 @@ class Exporter:
             for future in in_flight:
                 future.cancel()
             self._collect(in_flight, None)
+            pool.shutdown(wait=True)
+            self._finish(packer, started)
+            # Logged with the final figures (retries, duplicates, time), not before they are known.
             log.error("SLS export stopped after %s", self.summary.line())
             raise
         finally:
             pool.shutdown(wait=True)
             gc.unfreeze()
-            summary.skipped_rows = packer.skipped_rows + self._skipped
-            summary.retries = self._retry.retries
-            summary.possible_duplicates = self._retry.ambiguous
-            if self.ledger is not None:
-                # Sent by an earlier try that stopped before their answers: sent again by this one.
-                summary.possible_duplicates += self.ledger.possible_duplicates
-            summary.seconds = round(time.monotonic() - started, 3)
-            summary.topics = dict(sorted(summary.topics.items()))
-            if self.ledger is not None:
-                self.ledger.flush()
+            self._finish(packer, started)
         log.info("SLS export done: %s", summary.line())
         if self.ledger is not None and self.ledger.mismatches:
             log.warning(
@@ -412,12 +439,28 @@ class Exporter:
             )
         return summary
 
+    def _finish(self, packer: Packer, started: float) -> None:
+        """Fill in the summary's totals (and persist the ledger); safe to call twice."""
+        summary = self.summary
+        summary.skipped_rows = packer.skipped_rows + self._skipped
+        summary.retries = self._retry.retries
+        summary.possible_duplicates = self._retry.ambiguous
+        if self.ledger is not None:
+            # Sent by an earlier try that stopped before their answers: sent again by this one.
+            summary.possible_duplicates += self.ledger.possible_duplicates
+        summary.throttled = self.controller.throttled
+        summary.throttled_seconds = round(self.controller.throttled_seconds, 3)
+        summary.seconds = round(time.monotonic() - started, 3)
+        summary.topics = dict(sorted(summary.topics.items()))
+        if self.ledger is not None:
+            self.ledger.flush()
+
     def _send(self, request: Request) -> Sent | None:
         """Runs on a worker thread. After a final failure, requests not yet started are not sent."""
         if self._stopping.is_set():
             return None
         try:
-            return self.client.send(request)
+            return self.client.send(request, controller=self.controller, on_retry=self._retry)
         except BaseException:
             self._stopping.set()
             raise
@@ -464,13 +507,22 @@ class Exporter:
     def _progress(self, started: float) -> None:
         s = self.summary
         elapsed = time.monotonic() - started
+        control = self.controller
+        throttled = (
+            f"; throttled: {control.throttled:,} answer(s), {control.throttled_seconds:,.1f} s, "
+            f"pacing at {(control.rate or 0) / 1e6:,.2f} MB/s"
+            if control.throttled
+            else ""
+        )
         log.info(
-            "SLS export: %s rows in %s requests, %.1f MB raw, %.1f MB sent, %s rows/s",
+            "SLS export: %s rows in %s requests, %s raw, %s sent, %s rows/s, %s MB/s sent%s",
             f"{s.rows:,}",
             f"{s.requests:,}",
-            s.raw_bytes / 1e6,
-            s.sent_bytes / 1e6,
+            size(s.raw_bytes),
+            size(s.sent_bytes),
             f"{s.rows / elapsed:,.0f}" if elapsed else "-",
+            f"{s.sent_bytes / 1e6 / elapsed:,.2f}" if elapsed else "-",
+            throttled,
         )
 
 

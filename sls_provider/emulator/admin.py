@@ -1,4 +1,4 @@
-"""The ``/_emulator/`` admin surface (any Host): counts, logstores, faults, requests, reset."""
+"""The ``/_emulator/`` admin surface (any Host): counts, logstores, faults, quotas, requests, reset."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from sls_provider.emulator.messages import HttpRequest, Response, SlsError, json_response
+from sls_provider.emulator.quota import WriteQuota
 from sls_provider.emulator.state import EmulatorState
 
 
@@ -24,8 +25,33 @@ def _create_logstore(state: EmulatorState, req: HttpRequest) -> Response:
     project, logstore = spec.get("project"), spec.get("logstore")
     if not isinstance(project, str) or not isinstance(logstore, str) or not project or not logstore:
         raise SlsError(400, "ParameterInvalid", "Need {project, logstore[, web_tracking]}.")
+    quota = _quota(spec.get("quota"))
+    shards = spec.get("shards", 2)
+    try:
+        state.quotas.set_logstore(project, logstore, shards, quota)
+    except ValueError as exc:
+        raise SlsError(400, "ParameterInvalid", str(exc)) from None
     info = state.store.put_logstore(project, logstore, bool(spec.get("web_tracking", True)))
-    return json_response({"project": project, **info.describe()})
+    return json_response({"project": project, **info.describe(), "shardCount": shards})
+
+
+def _quota(spec: object) -> WriteQuota | None:
+    """``true`` (SLS's quota), an object of :class:`WriteQuota` fields, or nothing."""
+    if spec in (None, False):
+        return None
+    try:
+        return WriteQuota() if spec is True else WriteQuota(**spec)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise SlsError(400, "ParameterInvalid", f"Bad quota: {exc}") from None
+
+
+def _set_project_quota(state: EmulatorState, req: HttpRequest) -> Response:
+    spec = _json_body(req)
+    project = spec.get("project")
+    if not isinstance(project, str) or not project:
+        raise SlsError(400, "ParameterInvalid", "Need {project, quota}.")
+    state.quotas.set_project(project, _quota(spec.get("quota")))
+    return json_response(state.quotas.snapshot())
 
 
 def _configure_fault(state: EmulatorState, req: HttpRequest) -> Response:
@@ -42,6 +68,7 @@ def _reset(state: EmulatorState) -> Response:
     state.requests.clear()
     state.faults.clear()
     state.faults.reset_counters()
+    state.quotas.reset_counters()
     return Response()
 
 
@@ -66,6 +93,10 @@ def handle_admin(state: EmulatorState, req: HttpRequest, name: str) -> Response:
         return Response()
     if route == ("GET", "requests"):
         return json_response(state.requests.snapshot())
+    if route == ("GET", "quotas"):
+        return json_response(state.quotas.snapshot())
+    if route == ("POST", "quotas"):
+        return _set_project_quota(state, req)
     if route == ("POST", "reset"):
         return _reset(state)
     raise SlsError(404, "NotFound", f"No admin route {req.method} /_emulator/{name}.")

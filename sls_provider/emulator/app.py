@@ -87,7 +87,11 @@ def _route(state: EmulatorState, req: HttpRequest, rec: Record) -> Response:
         info = state.require_logstore(project, logstore)
         if req.query.get("type") == "log":
             return _get_logs(state, req, project, logstore)
-        return json_response(info.describe())
+        described = info.describe()
+        shards = state.quotas.shard_count(project, logstore)
+        if shards is not None:
+            described["shardCount"] = shards
+        return json_response(described)
     if req.path.rstrip("/") == "/logstores" and req.method == "GET":
         names = [i.logstore for i in state.store.logstores(require_project(req))]
         return json_response({"count": len(names), "total": len(names), "logstores": names})

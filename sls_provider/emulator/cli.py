@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from sls_provider.emulator.quota import SHARD_MB_PER_SECOND, SHARD_WRITES_PER_SECOND, WriteQuota
 from sls_provider.emulator.records import Record
 from sls_provider.emulator.server import SlsEmulator
 
@@ -42,6 +43,27 @@ def _parser() -> argparse.ArgumentParser:
         help="create this logstore with web tracking on (repeatable)",
     )
     parser.add_argument("--auto-create", action="store_true", help="create unknown logstores on first write")
+    parser.add_argument("--shards", type=int, default=2, help="shards of each --logstore (default 2)")
+    parser.add_argument(
+        "--quota", action="store_true", help="enforce a write quota on each shard of each --logstore"
+    )
+    parser.add_argument(
+        "--shard-mb-per-second",
+        type=float,
+        help=f"compressed MB/s a shard accepts (implies --quota; default {SHARD_MB_PER_SECOND:g})",
+    )
+    parser.add_argument(
+        "--shard-writes-per-second",
+        type=float,
+        help=f"writes/s a shard accepts (implies --quota; default {SHARD_WRITES_PER_SECOND:g})",
+    )
+    parser.add_argument(
+        "--soft-quota",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="fraction of over-quota writes accepted anyway (best effort; default 0)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-request lines on stderr")
     return parser
 
@@ -65,7 +87,20 @@ def _bind_note(host: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    quota = None
+    if args.quota or args.shard_mb_per_second or args.shard_writes_per_second or args.soft_quota:
+        try:
+            quota = WriteQuota(
+                args.shard_mb_per_second or SHARD_MB_PER_SECOND,
+                args.shard_writes_per_second or SHARD_WRITES_PER_SECOND,
+                args.soft_quota,
+            )
+        except ValueError as exc:
+            parser.error(str(exc))
+    if args.shards < 1:
+        parser.error(f"--shards must be at least 1, got {args.shards}")
     emu = SlsEmulator(
         args.host,
         args.port,
@@ -73,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         auto_create=args.auto_create,
         logstores=args.logstore,
         on_request=None if args.quiet else _log_line,
+        shards=args.shards,
+        quota=quota,
     )
     stop = threading.Event()
 

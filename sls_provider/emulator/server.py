@@ -17,6 +17,7 @@ from typing import Any
 from sls_provider.emulator.faults import FaultInjector
 from sls_provider.emulator.handler import EmulatorHandler
 from sls_provider.emulator.query import select_logs
+from sls_provider.emulator.quota import ShardCounters, WriteQuota
 from sls_provider.emulator.records import Record, RequestLog
 from sls_provider.emulator.sqlite_store import SqliteStore
 from sls_provider.emulator.state import EmulatorState
@@ -66,7 +67,8 @@ class SlsEmulator:
     ``with SlsEmulator() as emu:`` serves on ``emu.endpoint`` (127.0.0.1, a free port) until the
     block ends. ``db_path=None`` keeps everything in memory; a file path keeps logstores and logs
     in SQLite across restarts. ``auto_create=True`` creates unknown project/logstores (web
-    tracking on) on their first write.
+    tracking on) on their first write. ``shards`` and ``quota`` apply to the ``logstores`` given
+    here (see :meth:`create_logstore`).
     """
 
     def __init__(
@@ -78,6 +80,8 @@ class SlsEmulator:
         auto_create: bool = False,
         logstores: Iterable[tuple[str, str]] = (),
         on_request: Callable[[Record], None] | None = None,
+        shards: int = 2,
+        quota: WriteQuota | bool | None = None,
     ) -> None:
         self.host = host
         self._port = port
@@ -87,7 +91,7 @@ class SlsEmulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for project, logstore in logstores:
-            self.create_logstore(project, logstore)
+            self.create_logstore(project, logstore, shards=shards, quota=quota)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> SlsEmulator:
@@ -140,9 +144,37 @@ class SlsEmulator:
         return f"http://[{host}]:{self._port}" if ":" in host else f"http://{host}:{self._port}"
 
     # -- logstores -------------------------------------------------------------------------
-    def create_logstore(self, project: str, logstore: str, web_tracking: bool = True) -> None:
-        """Create (or update the web-tracking switch of) a logstore; creating a project implicitly."""
+    def create_logstore(
+        self,
+        project: str,
+        logstore: str,
+        web_tracking: bool = True,
+        *,
+        shards: int = 2,
+        quota: WriteQuota | bool | None = None,
+    ) -> None:
+        """Create (or update the web-tracking switch of) a logstore; creating a project implicitly.
+
+        :param shards: shards the logstore's writes are spread over (round robin).
+        :param quota: each shard's write quota: a :class:`WriteQuota`, ``True`` for SLS's (5 MB/s
+            and 500 writes/s a shard), or ``None``/``False`` for none (the default: unlimited).
+        """
+        if quota is True:
+            quota = WriteQuota()
+        self._state.quotas.set_logstore(project, logstore, shards, quota or None)
         self._state.store.put_logstore(project, logstore, web_tracking)
+
+    def set_project_quota(self, project: str, quota: WriteQuota | None) -> None:
+        """A write quota over all the logstores of ``project`` (``None`` removes it)."""
+        self._state.quotas.set_project(project, quota)
+
+    def shard_counters(self, project: str, logstore: str) -> list[ShardCounters]:
+        """Accepted and refused writes (and bytes) of each shard of a logstore with a quota."""
+        return self._state.quotas.counters(project, logstore)
+
+    def project_counters(self, project: str) -> ShardCounters | None:
+        """Accepted and refused writes of the project's quota, if it has one."""
+        return self._state.quotas.project_counters(project)
 
     def set_web_tracking(self, project: str, logstore: str, enabled: bool) -> None:
         """Switch web tracking; ``KeyError`` if the logstore does not exist."""
@@ -196,3 +228,4 @@ class SlsEmulator:
         self._state.store.clear_logs()
         self._state.requests.clear()
         self._state.faults.reset_counters()
+        self._state.quotas.reset_counters()

@@ -1,4 +1,4 @@
-"""The shared state every handler thread works on: store, faults, request record, options."""
+"""The shared state every handler thread works on: store, faults, quotas, request record, options."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sls_provider.emulator.faults import FaultInjector
 from sls_provider.emulator.messages import SlsError
 from sls_provider.emulator.model import LogstoreInfo
+from sls_provider.emulator.quota import QuotaBook
 from sls_provider.emulator.records import Record, RequestLog
 from sls_provider.emulator.store import Store
 
@@ -19,6 +20,7 @@ class EmulatorState:
     faults: FaultInjector = field(default_factory=FaultInjector)
     requests: RequestLog = field(default_factory=RequestLog)
     on_request: Callable[[Record], None] | None = None
+    quotas: QuotaBook = field(default_factory=QuotaBook)
 
     def require_logstore(self, project: str, logstore: str, *, writing: bool = False) -> LogstoreInfo:
         """The logstore, or 404 ProjectNotExist / LogStoreNotExist (auto-created on writes if asked)."""

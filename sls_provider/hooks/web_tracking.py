@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -21,9 +21,11 @@ from sls_provider.core.errors import (
     SlsConfigError,
     SlsError,
     SlsInputError,
+    SlsQuotaError,
     SlsRequestError,
     SlsRetryableError,
     SlsServiceError,
+    SlsSourceError,
 )
 from sls_provider.core.export import Exporter, ExportOptions, ExportSummary, frames_from_records
 from sls_provider.core.ledger import Ledger
@@ -39,9 +41,11 @@ __all__ = [
     "SlsConfigError",
     "SlsError",
     "SlsInputError",
+    "SlsQuotaError",
     "SlsRequestError",
     "SlsRetryableError",
     "SlsServiceError",
+    "SlsSourceError",
     "SlsSettings",
     "SlsWebTrackingHook",
 ]
@@ -105,6 +109,9 @@ class SlsWebTrackingHook(BaseHook):
     :param retry: how transient failures are retried (:class:`RetryPolicy`);
         overrides the connection's ``extra.retry_attempts``/``retry_deadline``/``retry_backoff``/
         ``retry_max_backoff``.
+    :param stall_timeout: seconds an export may go without a single acknowledged request while SLS
+        refuses its writes for quota, before it fails (default 300). Refusals for quota are retried
+        for as long as the export makes progress; an export's own ``stall_timeout`` option wins.
     """
 
     conn_name_attr = "sls_conn_id"
@@ -121,9 +128,15 @@ class SlsWebTrackingHook(BaseHook):
         compress_type: str | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        stall_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if stall_timeout is not None and not (
+            isinstance(stall_timeout, (int, float)) and 0 < stall_timeout < float("inf")
+        ):
+            raise SlsConfigError(f"stall_timeout must be a positive number of seconds, got {stall_timeout!r}")
+        self.stall_timeout = stall_timeout
         self.sls_conn_id = sls_conn_id
         self.project = project
         self.logstore = logstore
@@ -331,6 +344,8 @@ class SlsWebTrackingHook(BaseHook):
             self.target.base_url,
             self.settings.compress_type,
         )
+        if options.stall_timeout is None and self.stall_timeout is not None:
+            options = replace(options, stall_timeout=self.stall_timeout)
         return Exporter(self.client, options, ledger).run(frames)
 
     def put_logs(

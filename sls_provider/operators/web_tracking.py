@@ -76,9 +76,11 @@ class SlsWebTrackingOperator(BaseOperator):
     :param trace_tags: tag each request with ``sls_export`` (the export id) and ``sls_seq`` (its
         number), so a duplicate left by a lost answer can be found with a query.
     :param retry: how transient failures are retried; default: the connection's settings.
-    :param max_requests_per_second: cap on this task's requests/s, so that many mapped tasks stay
-        under the logstore's write quota (about 500 writes/s per shard).
-    :param max_mb_per_second: cap on this task's compressed MB/s (about 5 MB/s per shard).
+    :param max_requests_per_second: cap on this task's requests/s (attempts included). Not needed to
+        share a logstore's write quota between mapped tasks: each adapts its pace to SLS's answers.
+    :param max_mb_per_second: cap on this task's compressed MB/s (a shard takes about 5 MB/s).
+    :param stall_timeout: seconds the task may go without a single acknowledged request while SLS
+        refuses its writes for quota, before it fails naming the quota (default 300).
     """
 
     template_fields: Sequence[str] = (
@@ -122,6 +124,7 @@ class SlsWebTrackingOperator(BaseOperator):
         retry: RetryPolicy | None = None,
         max_requests_per_second: float | None = None,
         max_mb_per_second: float | None = None,
+        stall_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -182,6 +185,7 @@ class SlsWebTrackingOperator(BaseOperator):
         self.retry = retry
         self.max_requests_per_second = max_requests_per_second
         self.max_mb_per_second = max_mb_per_second
+        self.stall_timeout = stall_timeout
         self._export_options()  # validates key_policy, on_oversize, max_workers, max_logs, max_bytes...
 
     def _export_options(self) -> ExportOptions:
@@ -196,6 +200,7 @@ class SlsWebTrackingOperator(BaseOperator):
             trace_tags=self.trace_tags,
             max_requests_per_second=self.max_requests_per_second,
             max_mb_per_second=self.max_mb_per_second,
+            stall_timeout=self.stall_timeout,
         )
 
     @cached_property
@@ -272,7 +277,7 @@ class SlsWebTrackingOperator(BaseOperator):
         if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
             ledger.discard()
-        self.log.info("SLS export summary: %s", summary.line())
+        # The export itself logged the summary ("SLS export done: ..."): not twice.
         return summary.to_dict()
 
     def fingerprint(self, options: ExportOptions) -> str:

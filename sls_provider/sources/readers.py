@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib.util import find_spec
 from typing import Any
 
-from sls_provider.core.errors import SlsConfigError, SlsError
+from sls_provider.core.errors import SlsConfigError, SlsError, SlsSourceError
 from sls_provider.core.export import frames_from_rows
 from sls_provider.sources.arrow import MySqlArrowReader, PostgresArrowReader, Unfaithful, rechunk
 from sls_provider.sources.sql import check_read_only, stream_query
@@ -31,10 +31,6 @@ SQL_READERS = ("auto", "arrow", "dbapi")
 #: Chunks read ahead of the encoder: with the exporter's own encoders this bounds the rows in memory
 #: to about (PREFETCH + 1 + ENCODERS + 1) chunks.
 PREFETCH = 2
-
-
-class SlsSourceError(SlsError):
-    """Reading a query's result failed (connection dropped, syntax error...): names query and reader."""
 
 
 def check_sql_reader(sql_reader: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import json
+import logging
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -170,6 +171,7 @@ def test_bad_column_names_fail_before_anything_is_sent(sls_conn: SlsEmulator) ->
         ({"max_logs": 5000}, "max_logs must be between 1 and 4096"),
         ({"max_bytes": 4 * 1024 * 1024}, "max_bytes must be between"),
         ({"max_requests_per_second": 0}, "max_requests_per_second must be positive"),
+        ({"stall_timeout": 0}, "stall_timeout must be positive"),
         ({"key_policy": "loose"}, "key_policy must be one of"),
         ({"compress_type": "gzip"}, "gzip"),
         ({"sql": "SELECT 1"}, "exactly one of sql= or dataframe="),
@@ -285,3 +287,15 @@ def test_timeout_reaches_the_hook(sls_conn: SlsEmulator, tmp_path: Path) -> None
     assert run(dag) == "success"
     summary = json.loads(out.read_text())
     assert (summary["rows"], summary["retries"], summary["possible_duplicates"]) == (2, 1, 1)
+
+
+def test_the_summary_is_logged_once_in_units_that_fit(sls_conn: SlsEmulator, caplog, capfd) -> None:
+    with DAG("summary_once", schedule=None, start_date=START) as dag:
+        SlsWebTrackingOperator(task_id="export", dataframe=pd.DataFrame({"a": [1, 2, 3]}))
+    with caplog.at_level(logging.INFO):
+        assert run(dag) == "success"
+    captured = capfd.readouterr()
+    text = captured.out + captured.err + caplog.text
+    assert text.count("SLS export done: 3 rows in 1 requests") == 1
+    assert "SLS export summary" not in text
+    assert " B raw, " in text and "0.0 MB" not in text  # a small export in bytes, not 0.0 MB

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from sls_provider.core.encode import encode_arrow, encode_frame
-from sls_provider.core.errors import SlsConfigError
-from sls_provider.sources.readers import SlsSourceError, read_query
+from sls_provider.core.errors import SlsConfigError, SlsSourceError
+from sls_provider.sources.readers import read_query
 from tests.warehouses.conftest import MARIADB, POSTGRES, Server, require, table_name
 from tests.warehouses.test_type_fidelity import MARIA_DDL, MARIA_ROWS, PG_DDL, PG_OPTIONS, PG_ROWS
 

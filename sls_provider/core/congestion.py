@@ -1,0 +1,274 @@
+"""How fast one export sends, learnt from the service's answers, the way TCP learns a window.
+
+A logstore accepts about 5 MB/s and 500 writes/s per shard; over that, writes are refused (403
+``WriteQuotaExceed``/``ShardWriteQuotaExceed``, 429). Nothing tells an export the quota, nor how
+many other exports share it, so each export paces its requests at a byte rate it adapts:
+
+- Until the first refusal nothing is paced (a quota that is not binding costs nothing).
+- The first refusal starts pacing at ``BETA`` times the rate the export had acknowledged over the
+  last ``RECENT`` seconds (at least one request a second), then slow start: each acknowledgement
+  adds half its size, until the next refusal.
+- A refusal of a request sent after the last cut, at least a second (the quota's burst) after it,
+  cuts the rate to ``BETA`` times the lower of the paced rate and the acknowledged one: the
+  multiplicative decrease, at most once per round, as TCP does once per window.
+- Acknowledgements grow it back the way CUBIC grows a window: quickly towards the level of the last
+  cut, flat near it, then probing past it linearly (``PROBE`` mean request sizes per second, the
+  same step for every export, which with proportional cuts is what makes independent exports
+  converge to equal shares) and ever faster the longer no refusal comes, so a quota freed by an
+  export that finished is found within seconds. At most ``GROWTH`` (doubling) a second.
+- The rate grows only while the pacing is what holds the export back (TCP's window validation).
+- ``Retry-After`` pauses every sending thread of the export until then.
+
+The constants were tuned with a simulation of 1 and 4 exports against round-robin shards with one
+second of burst (``benchmarks/bench_quota.py`` measures the real thing).
+
+The controller is shared by one export's sending threads (thread-safe), pure apart from its clock:
+``reserve`` says when a request may start, the client sleeps. Caps given by the user
+(``max_requests_per_second``, ``max_mb_per_second``) stay upper bounds.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+#: The cut on a refusal: the rate becomes this fraction of what was acknowledged.
+BETA = 0.7
+#: CUBIC's constant, in mean request sizes per second cubed: how fast the rate comes back after a cut.
+CUBIC = 0.005
+#: Probing past the last cut's level: mean request sizes per second, per second.
+PROBE = 1 / 8
+#: Fastest growth of the rate, as a fraction per second, after a cut.
+GROWTH = 1.0
+#: Slow start (before the second cut) adds this many times an acknowledged request's size.
+SLOW_START = 1.0
+#: Window for the acknowledged rate a cut is based on, at the least (one second of the quota's burst).
+MIN_WINDOW = 1.0
+#: Seconds of acknowledgements a cut measures the export's rate over.
+RECENT = 2.0
+#: The slowest pacing: one request every this many seconds.
+FLOOR = 2.0
+
+
+class _Window:
+    """Bytes seen over the last ``RECENT`` seconds."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[float, int]] = deque()
+        self._bytes = 0
+
+    def add(self, when: float, nbytes: int) -> None:
+        self._items.append((when, nbytes))
+        self._bytes += nbytes
+
+    def _trim(self, now: float) -> None:
+        while self._items and self._items[0][0] < now - RECENT:
+            self._bytes -= self._items.popleft()[1]
+
+    def total(self, now: float) -> int:
+        self._trim(now)
+        return self._bytes
+
+    def count(self, now: float) -> int:
+        self._trim(now)
+        return len(self._items)
+
+
+class SendController:
+    """Paces one export's requests under a write quota it learns from throttling answers.
+
+    :param max_requests_per_second: a cap on requests/s (attempts included), or ``None``.
+    :param max_bytes_per_second: a cap on compressed bytes/s, or ``None``.
+    :param stall_timeout: seconds without any acknowledged request, while refused for quota,
+        after which the export gives up (see :meth:`stalled`).
+    :param clock: monotonic seconds (injected by tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_requests_per_second: float | None = None,
+        max_bytes_per_second: float | None = None,
+        stall_timeout: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for name, value in (
+            ("max_requests_per_second", max_requests_per_second),
+            ("max_bytes_per_second", max_bytes_per_second),
+            ("stall_timeout", stall_timeout),
+        ):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        self.max_requests_per_second = max_requests_per_second
+        self.max_bytes_per_second = max_bytes_per_second
+        self.stall_timeout = stall_timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        now = clock()
+        self.started = now
+        #: paced bytes/s; ``None`` until the first refusal
+        self.rate: float | None = None
+        self._next_bytes = now  # earliest start of the next request, by the byte rate
+        self._next_request = now  # ... and by the requests/s cap
+        self._paused_until = now
+        self._cut_at = -math.inf  # when the rate was last cut
+        self._grown_at = now
+        self._limited = False  # the last reservation had to wait for the pacing
+        self._mean_size = 0.0
+        self._rtt = 0.0
+        self._acked_since_cut = 0
+        self._recent = _Window()  # acknowledged bytes, the last RECENT seconds
+        self._offered = _Window()  # bytes sent (attempts), the last RECENT seconds
+        self._w_max = math.inf  # rate at the last cut (CUBIC's W_max); inf: none yet
+        self._c = self._k = 0.0
+        # What the summary reports:
+        self.acked_bytes = 0
+        self.acked_requests = 0
+        self.throttled = 0
+        self.throttled_seconds = 0.0
+        self.waited = 0.0
+        self.last_progress = now
+        self._throttled_since: float | None = None
+        self._peak = 0.0
+        #: the highest rate this export tried to send at before a cut: roughly what it could do
+        self.demand = 0.0
+
+    # -- pacing -----------------------------------------------------------------------------------
+
+    def reserve(self, nbytes: int) -> float:
+        """Book a start for a request of ``nbytes``: the seconds to wait before sending it."""
+        with self._lock:
+            now = self._clock()
+            size = float(max(nbytes, 1))
+            self._mean_size = size if not self._mean_size else 0.9 * self._mean_size + 0.1 * size
+            start = max(now, self._paused_until, self._next_request)
+            if self.max_requests_per_second:
+                self._next_request = start + 1.0 / self.max_requests_per_second
+            # Never slower than one request every FLOOR seconds, whatever the estimate.
+            rate = min(max(self.rate or math.inf, size / FLOOR), self.max_bytes_per_second or math.inf)
+            if rate < math.inf:
+                start = max(start, self._next_bytes)
+                self._next_bytes = start + size / rate
+            self._limited = start > now
+            self._offered.add(start, int(size))
+            delay = start - now
+            self.waited += delay
+            return delay
+
+    def acquire(self, nbytes: int, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Wait for a start (see :meth:`reserve`); returns when the request was allowed to start."""
+        delay = self.reserve(nbytes)
+        if delay > 0:
+            sleep(delay)
+        return self._clock()
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    def on_ack(self, nbytes: int, sent_at: float) -> None:
+        """A request of ``nbytes`` sent at ``sent_at`` (from :meth:`acquire`) was acknowledged."""
+        with self._lock:
+            now = self._clock()
+            rtt = max(now - sent_at, 1e-4)
+            self._rtt = rtt if not self._rtt else 0.875 * self._rtt + 0.125 * rtt
+            self.acked_bytes += nbytes
+            self.acked_requests += 1
+            self._acked_since_cut += nbytes
+            self._recent.add(now, nbytes)
+            self.last_progress = now
+            if self._throttled_since is not None:
+                self.throttled_seconds += now - self._throttled_since
+                self._throttled_since = None
+            window = now - max(self._cut_at, self.started)
+            if window >= 2 * MIN_WINDOW:
+                self._peak = max(self._peak, self._acked_since_cut / window)
+            elapsed, self._grown_at = now - self._grown_at, now
+            if self.rate is None or not self._limited:
+                return
+            if self._w_max == math.inf:
+                # Slow start: one more request's worth per acknowledgement (doubling in under a
+                # second: the quota's burst, not the round trip, is how long a refusal takes to show).
+                self.rate = min(self.rate + nbytes * SLOW_START, self.rate * 2.0 ** min(elapsed, 10.0))
+                return
+            # CUBIC: back towards the rate of the last refusal quickly, then level, then probe
+            # beyond it slowly, faster the longer no refusal comes; by at most GROWTH a second,
+            # since a refusal shows only once the quota's burst is spent.
+            t = now - self._cut_at - self._k
+            if t < 0:
+                target = self._w_max + self._c * t * t * t
+            else:  # past the last cut's level: probe, first linearly, then faster and faster
+                target = self._w_max + PROBE * self._mean_size * t + self._c * t * t * t
+            self.rate = max(self.rate, min(target, self.rate * (1.0 + GROWTH) ** min(elapsed, 10.0)))
+
+    def on_throttle(self, sent_at: float, retry_after: float | None = None) -> None:
+        """A request sent at ``sent_at`` was refused for quota; ``retry_after`` as the service asked."""
+        with self._lock:
+            now = self._clock()
+            self.throttled += 1
+            if self._throttled_since is None:
+                self._throttled_since = now
+            if retry_after:
+                self._paused_until = max(self._paused_until, now + retry_after)
+            # Once per round: not for requests sent before the last cut, nor before the quota's
+            # one second of burst has had time to show the effect of the last cut.
+            if sent_at < self._cut_at or now - self._cut_at < max(MIN_WINDOW, 2 * self._rtt):
+                return
+            span = max(min(RECENT, now - self.started), MIN_WINDOW)
+            # What came through lately; with hardly any answer through, what was sent instead.
+            informed = self._recent.count(now) >= 2
+            acked = (self._recent.total(now) if informed else self._offered.total(now)) / span
+            first = self.rate is None
+            self._cut_at = now
+            self._acked_since_cut = 0
+            # A cut starts a fresh schedule: requests booked at the old rate keep their slots.
+            self._next_bytes = max(self._next_bytes, now)
+            if first:
+                # The export's own rate so far is all there is to go by (too low: the quota's burst
+                # was all it saw), or nothing: start from there, or one request a second, and slow
+                # start up to the next refusal.
+                self.demand = max(self.demand, acked)
+                self.rate = max(BETA * acked, self._mean_size, 1.0)
+                return
+            current = self.rate if self.rate is not None else math.inf
+            self.demand = max(self.demand, current)
+            # Never below a quarter in one cut (a window may hold few answers), nor below one
+            # request every FLOOR seconds (the stall timeout, not the pacing, ends a hopeless export).
+            floor = max(self._mean_size / FLOOR, 1.0)
+            basis = max(min(current, acked), current / 4, floor / BETA)
+            if not informed:
+                # Refused with next to nothing through: no level to return to, slow start again.
+                self._w_max = math.inf
+                self.rate = BETA * basis
+                return
+            # Fast convergence: a flow cut below its last level leaves room for the others.
+            self._w_max = basis * (1 + BETA) / 2 if basis < self._w_max < math.inf else basis
+            self.rate = BETA * basis
+            self._c = CUBIC * max(self._mean_size, 1.0)
+            self._k = ((self._w_max - self.rate) / self._c) ** (1 / 3)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    def stalled(self) -> bool:
+        """Nothing acknowledged for ``stall_timeout`` seconds: the quota leaves this export no room."""
+        with self._lock:
+            return self._clock() - self.last_progress >= self.stall_timeout
+
+    def since_progress(self) -> float:
+        with self._lock:
+            return self._clock() - self.last_progress
+
+    def achieved(self) -> float:
+        """Acknowledged bytes per second since the start."""
+        with self._lock:
+            elapsed = self._clock() - self.started
+            return self.acked_bytes / elapsed if elapsed > 0 else 0.0
+
+    def peak(self) -> float:
+        """The best acknowledged bytes/s over a window between cuts (at least two seconds)."""
+        with self._lock:
+            return self._peak
