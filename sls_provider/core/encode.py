@@ -76,7 +76,7 @@ def encode_frame(frame: pd.DataFrame, keys: list[str]) -> EncodedRows:
     text = _texts([_plan(frame.iloc[:, i], key) for i, key in enumerate(keys)])
     blocks = _Blocks()
     text.write_ndjson(cast(IO[bytes], blocks))
-    data = bytearray().join(blocks.blocks)
+    data: bytearray | memoryview = bytearray().join(blocks.blocks)
     if any(text.null_count().row(0)):
         data = _drop_nulls(data)
     return from_ndjson(data)
@@ -103,7 +103,7 @@ _QUOTE, _BACKSLASH, _COMMA, _OPEN = (ord(c) for c in '"\\,{')
 _COLON_N = int.from_bytes(b":n", "little")
 
 
-def _drop_nulls(data: bytearray) -> bytearray | memoryview:
+def _drop_nulls(data: bytearray | memoryview) -> bytearray | memoryview:
     """``data`` without its ``"key":null`` members, in one pass whatever the number of columns with
     nulls (a pass per such column made wide frames quadratic). Every value is a string, so ``:null``
     right after a key's closing quote can only be a missing value; a quote inside a string is
