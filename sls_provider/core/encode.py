@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import sys
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -266,7 +267,32 @@ def _object_column(name: str, values: list) -> _Column:
     elif types == {dt.datetime} and all(v is None or v.tzinfo is None for v in values):
         stamps = pl.Series(name, values, dtype=pl.Datetime("us"))
         return _Column(stamps, _datetime_expr(pl.col(name), stamps.dtype))
-    return _ready(_strings(name, list(map(to_text, values))))
+    try:
+        texts = list(map(to_text, values))
+    except (TypeError, ValueError, RecursionError) as err:
+        raise _bad_value(name, values) from err
+    return _ready(_strings(name, texts))
+
+
+def _bad_value(name: str, values: list) -> SlsInputError:
+    """The error for the first value :func:`to_text` cannot spell (found again, one by one, only
+    once the column has failed): JSON cannot write a dict with a tuple key, a list that contains
+    itself, or one nested deeper than Python's recursion limit."""
+    for row, value in enumerate(values):
+        try:
+            to_text(value)
+        except RecursionError:
+            limit = sys.getrecursionlimit()
+            why = f"it is nested too deeply to write as JSON (Python's limit: {limit:,} levels)"
+        except (TypeError, ValueError) as err:
+            why = str(err)
+        else:
+            continue
+        return SlsInputError(
+            f"Column {name!r}, row {row}: a {type(value).__name__} value cannot be sent as text: {why}. "
+            "Convert or drop it before export."
+        )
+    return SlsInputError(f"Column {name!r}: a value cannot be sent as text")  # pragma: no cover
 
 
 def _strings(name: str, texts: list) -> pl.Series:

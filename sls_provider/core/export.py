@@ -209,6 +209,12 @@ class Exporter:
             raise SlsInputError(
                 f"topic_column {name!r} is not a column of the data; columns are {list(chunk.columns)!r}"
             )
+        matches = np.flatnonzero(chunk.columns == name)
+        if len(matches) > 1:
+            raise SlsInputError(
+                f"topic_column {name!r} names {len(matches)} columns of the data (at positions "
+                f"{matches.tolist()}), so the topic of a row is ambiguous; rename all but one of them"
+            )
         text = column_text(chunk[name], str(name)).fill_null("").to_numpy()
         codes, uniques = pd.factorize(text)
         frame = chunk.drop(columns=[name])

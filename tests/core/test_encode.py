@@ -438,6 +438,39 @@ def test_valid_surrogate_pairs_are_fine() -> None:
     assert decode(encode_frame(pd.DataFrame({"t": [text]}), ["t"])) == [{"t": "😀"}]
 
 
+def _self_containing() -> list:
+    value: list = [1]
+    value.append(value)
+    return value
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("cell", "why"),
+    [
+        ({(1, 2): "x"}, "a dict value .* keys must be str, int, float, bool or None, not tuple"),
+        (_self_containing(), "a list value .* contains itself"),
+        ([float("nan"), _self_containing()], "a list value .* contains itself"),  # through the NaN walk
+        (_nested(5_000), "a list value .* nested too deeply"),
+    ],
+    ids=["tuple-key", "self-containing", "self-containing-after-nan", "nested-5000"],
+)
+def test_values_json_cannot_write_raise_naming_row_and_column(cell: Any, why: str) -> None:
+    frame = pd.DataFrame({"ok": [1, 2, 3], "payload": pd.Series([{"a": 1}, None, cell], dtype=object)})
+    with pytest.raises(SlsInputError, match=rf"^Column 'p', row 2: {why}"):
+        encode_frame(frame, ["ok", "p"])
+
+
+def test_a_deep_but_not_too_deep_list_is_still_json() -> None:
+    assert decode(encode_frame(pd.DataFrame({"p": [_nested(50)]}), ["p"])) == [{"p": "[" * 51 + "]" * 51}]
+
+
 # -- property: random frames of mixed columns --------------------------------------------------
 
 TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=10)
