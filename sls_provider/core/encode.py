@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import sys
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -94,13 +95,10 @@ def encode_arrow(data: pa.Table | pa.RecordBatch | pl.DataFrame, keys: list[str]
 def _ndjson(text: pl.DataFrame) -> EncodedRows:
     blocks = _Blocks()
     text.write_ndjson(cast(IO[bytes], blocks))
-    nulls = [name for name, count in zip(text.columns, text.null_count().row(0), strict=True) if count]
-    if not nulls:
-        return from_ndjson(bytearray().join(blocks.blocks))
-    data = b"".join(blocks.blocks)
-    for name in nulls:
-        data = _drop_nulls(data, name)
-    return from_ndjson(bytearray(data))
+    data: bytearray | memoryview = bytearray().join(blocks.blocks)
+    if any(text.null_count().row(0)):
+        data = _drop_nulls(data)
+    return from_ndjson(data)
 
 
 class _Blocks(io.RawIOBase):
@@ -120,9 +118,69 @@ class _Blocks(io.RawIOBase):
         return len(block)
 
 
-def _drop_nulls(data: bytes, key: str) -> bytes:
-    member = b'"' + key.encode() + b'":null'
-    return data.replace(b"," + member, b"").replace(b"{" + member + b",", b"{").replace(b"{" + member, b"{")
+_QUOTE, _BACKSLASH, _COMMA, _OPEN = (ord(c) for c in '"\\,{')
+_COLON_N = int.from_bytes(b":n", "little")
+
+
+def _drop_nulls(data: bytearray | memoryview) -> bytearray | memoryview:
+    """``data`` without its ``"key":null`` members, in one pass whatever the number of columns with
+    nulls (a pass per such column made wide frames quadratic). Every value is a string, so ``:null``
+    right after a key's closing quote can only be a missing value; a quote inside a string is
+    escaped, so a ``"`` preceded by ``\\`` is never a key's (keys are ``[A-Za-z0-9_]``)."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    colons = _pairs(array, _COLON_N)
+    colons = colons[(colons >= 2) & (colons + 5 < len(array))]
+    after = colons + 5
+    found = (
+        (array[colons - 1] == _QUOTE)
+        & (array[colons - 2] != _BACKSLASH)
+        & (array[colons + 2] == ord("u"))
+        & (array[colons + 3] == ord("l"))
+        & (array[colons + 4] == ord("l"))
+        & ((array[after] == _COMMA) | (array[after] == ord("}")))
+    )
+    ends = after[found]
+    if not len(ends):
+        return data
+    starts = _key_starts(array, colons[found] - 1)
+    # A member goes with the comma before it; a row's first member has none, so a run of nulls at the
+    # start of a row goes with the comma after the run (if a member follows).
+    first = array[starts - 1] == _OPEN
+    cut_from = np.where(first, starts, starts - 1)
+    cut_to = ends.copy()
+    run_ends = np.flatnonzero(np.append(cut_from[1:] != ends[:-1], True))
+    last = run_ends[np.searchsorted(run_ends, np.flatnonzero(first))]
+    cut_to[last[array[ends[last]] == _COMMA]] += 1
+    # The cuts are disjoint and in order: the bytes kept are the runs between them.
+    bounds = np.empty(2 * len(cut_from) + 2, dtype=np.int64)
+    bounds[0], bounds[1:-1:2], bounds[2:-1:2], bounds[-1] = 0, cut_from, cut_to, len(array)
+    kept = np.ones(len(bounds) - 1, dtype=bool)
+    kept[1::2] = False
+    return memoryview(array[np.repeat(kept, np.diff(bounds))])  # a new, writable array
+
+
+def _pairs(array: np.ndarray, pair: int) -> np.ndarray:
+    """Sorted positions where the two bytes ``pair`` (a little-endian ``uint16``) start: compared two
+    bytes at a time at even and at odd offsets, so that only the few hits become positions (every
+    member has a colon; few have ``:n``)."""
+    size = len(array)
+    even = np.flatnonzero(array[: size - size % 2].view("<u2") == pair) * 2
+    odd = np.flatnonzero(array[1 : size - (size - 1) % 2].view("<u2") == pair) * 2 + 1
+    return np.sort(np.concatenate((even, odd)))
+
+
+def _key_starts(array: np.ndarray, closing: np.ndarray) -> np.ndarray:
+    """Position of the opening quote of each key whose closing quote is at ``closing``: keys are
+    short and hold no quote, so step back one byte at a time for those not found yet."""
+    starts = np.empty_like(closing)
+    pending = np.arange(len(closing))
+    back = 1
+    while len(pending):
+        hit = array[closing[pending] - back] == _QUOTE
+        starts[pending[hit]] = closing[pending[hit]] - back
+        pending = pending[~hit]
+        back += 1
+    return starts
 
 
 @dataclass(frozen=True)
@@ -227,7 +285,32 @@ def _object_column(name: str, values: list) -> _Column:
     elif types == {dt.datetime} and all(v is None or v.tzinfo is None for v in values):
         stamps = pl.Series(name, values, dtype=pl.Datetime("us"))
         return _Column(stamps, _datetime_expr(pl.col(name), stamps.dtype))
-    return _ready(_strings(name, list(map(to_text, values))))
+    try:
+        texts = list(map(to_text, values))
+    except (TypeError, ValueError, RecursionError) as err:
+        raise _bad_value(name, values) from err
+    return _ready(_strings(name, texts))
+
+
+def _bad_value(name: str, values: list) -> SlsInputError:
+    """The error for the first value :func:`to_text` cannot spell (found again, one by one, only
+    once the column has failed): JSON cannot write a dict with a tuple key, a list that contains
+    itself, or one nested deeper than Python's recursion limit."""
+    for row, value in enumerate(values):
+        try:
+            to_text(value)
+        except RecursionError:
+            limit = sys.getrecursionlimit()
+            why = f"it is nested too deeply to write as JSON (Python's limit: {limit:,} levels)"
+        except (TypeError, ValueError) as err:
+            why = str(err)
+        else:
+            continue
+        return SlsInputError(
+            f"Column {name!r}, row {row}: a {type(value).__name__} value cannot be sent as text: {why}. "
+            "Convert or drop it before export."
+        )
+    return SlsInputError(f"Column {name!r}: a value cannot be sent as text")  # pragma: no cover
 
 
 def _strings(name: str, texts: list) -> pl.Series:

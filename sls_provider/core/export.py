@@ -258,9 +258,14 @@ class Exporter:
         name = self.options.topic_column
         if name is None:
             return chunk, [(self.options.topic, None)]
-        if name not in _names(chunk):
+        names = _names(chunk)
+        if name not in names:
+            raise SlsInputError(f"topic_column {name!r} is not a column of the data; columns are {names!r}")
+        matches = [i for i, column in enumerate(names) if column == name]
+        if len(matches) > 1:
             raise SlsInputError(
-                f"topic_column {name!r} is not a column of the data; columns are {_names(chunk)!r}"
+                f"topic_column {name!r} names {len(matches)} columns of the data (at positions "
+                f"{matches}), so the topic of a row is ambiguous; rename all but one of them"
             )
         frame: Chunk
         if isinstance(chunk, pd.DataFrame):

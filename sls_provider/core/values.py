@@ -44,7 +44,15 @@ def _bytes(value: bytes | bytearray | memoryview) -> str:
 
 
 def _timestamp(value: pd.Timestamp) -> str | None:
-    return None if value is pd.NaT else value.isoformat()
+    if value is pd.NaT:
+        return None
+    text = value.isoformat()
+    if 0 <= value.year <= 9999:
+        return text
+    # ISO 8601 expanded years, as a datetime column spells them (polars): a sign and at least four
+    # digits. isoformat() writes 12000 and -100 (or -001), which no ISO parser reads back.
+    sign = "+" if value.year > 0 else "-"
+    return f"{sign}{abs(value.year):04d}{text[text.index('-', 1) :]}"
 
 
 def _timedelta(value: dt.timedelta | np.timedelta64) -> str | None:
@@ -66,16 +74,23 @@ def _json_default(value: Any) -> Any:
     return to_text(value)
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: Any, _open: frozenset[int] = frozenset()) -> Any:
     """``value`` with NaN and infinite floats inside it as ``None``: JSON has no spelling for them
-    (Python's ``NaN`` / ``Infinity`` would make the text unreadable to SLS's JSON functions)."""
+    (Python's ``NaN`` / ``Infinity`` would make the text unreadable to SLS's JSON functions).
+    ``_open``: the containers being walked, to stop at one that contains itself."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+    if isinstance(value, dict | list | tuple):
+        if id(value) in _open:
+            raise ValueError(_CIRCULAR)
+        inner = _open | {id(value)}
+        if isinstance(value, dict):
+            return {k: _finite(v, inner) for k, v in value.items()}
+        return [_finite(v, inner) for v in value]
     return value
+
+
+_CIRCULAR = "it contains itself (a circular reference), which JSON cannot write"
 
 
 def _array_list(value: np.ndarray) -> list:
@@ -94,7 +109,9 @@ def to_json_text(value: Any) -> str:
         return json.dumps(
             value, ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
         )
-    except ValueError:  # a NaN or infinity inside: rare, so only then walk the value to replace them
+    except ValueError:
+        # A NaN or infinity inside (or a value containing itself, which the walk reports): rare, so
+        # only then walk the value to replace them.
         return json.dumps(
             _finite(value),
             ensure_ascii=False,
@@ -120,7 +137,7 @@ def _to_text_slow(value: Any) -> str | None:
     if isinstance(value, pd.Timestamp):
         return _timestamp(value)
     if isinstance(value, np.datetime64):
-        return None if np.isnat(value) else pd.Timestamp(value).isoformat()
+        return None if np.isnat(value) else _timestamp(pd.Timestamp(value))
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta | np.timedelta64):

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sls_provider.core.encode import column_text
 from sls_provider.core.values import to_json_text, to_text
 
 TZ_PLUS8 = dt.timezone(dt.timedelta(hours=8))
@@ -316,3 +317,35 @@ def test_any_int_is_its_digits(value: int) -> None:
 @given(st.text())
 def test_any_str_is_unchanged(value: str) -> None:
     assert to_text(value) == value
+
+
+# Years 0-9999 are four digits; beyond, ISO 8601 expanded years: a sign and at least four digits.
+EXPANDED_YEARS = [
+    ("12000-01-01T01:02:03", "+12000-01-01T01:02:03"),
+    ("-0100-06-01T00:00:00", "-0100-06-01T00:00:00"),
+    ("-0001-06-01T00:00:00", "-0001-06-01T00:00:00"),
+    ("0000-01-01T00:00:00", "0000-01-01T00:00:00"),
+    ("0999-12-31T23:59:59", "0999-12-31T23:59:59"),
+    ("2026-03-01T10:00:05", "2026-03-01T10:00:05"),
+]
+
+
+def test_years_beyond_9999_or_before_1_are_spelled_alike_in_every_column_kind() -> None:
+    stamps = np.array([stamp for stamp, _ in EXPANDED_YEARS], dtype="datetime64[s]")
+    expected = [text for _, text in EXPANDED_YEARS]
+    column = pd.Series(stamps)
+    assert column.dtype == "datetime64[s]"
+    aware = column.dt.tz_localize("UTC")
+    spellings = {
+        "datetime64[s] column": column,
+        "object column of Timestamps": column.astype(object),
+        "object column of numpy datetime64": pd.Series(list(stamps), dtype=object),
+    }
+    for kind, series in spellings.items():
+        assert column_text(series, "t").to_list() == expected, kind
+    assert [to_text(v) for v in stamps] == expected
+    assert [to_text(v) for v in column] == expected
+    with_offset = [text + "+00:00" for text in expected]
+    assert column_text(aware, "t").to_list() == with_offset
+    assert column_text(aware.astype(object), "t").to_list() == with_offset
+    assert [to_text(v) for v in aware] == with_offset

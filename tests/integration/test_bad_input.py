@@ -165,6 +165,22 @@ def test_topic_column_value_over_128_bytes_fails_before_sending(sls_conn: SlsEmu
     assert nothing_sent(sls_conn)
 
 
+def test_topic_column_naming_a_duplicated_column_fails_before_sending(sls_conn: SlsEmulator) -> None:
+    frame = pd.DataFrame([["a", "b", 1], ["c", "d", 2]], columns=["t", "t", "v"])
+    with pytest.raises(
+        SlsInputError, match=r"^topic_column 't' names 2 columns of the data \(at positions \[0, 1\]\)"
+    ):
+        SlsWebTrackingHook().put_dataframe(frame, topic_column="t")
+    assert nothing_sent(sls_conn)
+
+
+def test_a_cell_json_cannot_write_fails_before_sending_naming_row_and_column(sls_conn: SlsEmulator) -> None:
+    frame = pd.DataFrame({"id": [0, 1, 2], "payload": [{"a": 1}, {(1, 2): "x"}, None]})
+    with pytest.raises(SlsInputError, match=r"^Column 'payload', row 1: a dict value cannot be sent as text"):
+        SlsWebTrackingHook().put_dataframe(frame)
+    assert nothing_sent(sls_conn)
+
+
 def test_value_over_one_mib(sls_conn: SlsEmulator) -> None:
     frame = pd.DataFrame({"id": [0, 1, 2], "blob": ["small", "v" * (MiB + 1), "small"]})
     with pytest.raises(SlsInputError, match=r"row 1 \(topic ''\) has a value of 1,048,577 bytes in 'blob'"):
