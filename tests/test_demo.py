@@ -30,4 +30,4 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert len(out.splitlines()) < 40, out[:3000]
     log = tmp_path / "demo" / "airflow-run.log"
     assert f"Airflow's log: {log}" in out
-    assert "SLS export summary" in log.read_text()
+    assert "SLS export done" in log.read_text()

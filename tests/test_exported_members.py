@@ -32,9 +32,11 @@ ERRORS = [
     "SlsConfigError",
     "SlsError",
     "SlsInputError",
+    "SlsQuotaError",
     "SlsRequestError",
     "SlsRetryableError",
     "SlsServiceError",
+    "SlsSourceError",
 ]
 #: What a user of the hook or the operator needs, and where it must be importable from.
 USER_NAMES = {
@@ -59,6 +61,11 @@ def test_user_names_are_importable_from_the_public_paths(where: str) -> None:
     for name, obj in USER_NAMES.items():
         assert name in module.__all__, f"{where}.__all__ lacks {name}"
         assert getattr(module, name) is obj
+
+
+def test_every_error_class_is_exported() -> None:
+    classes = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, errors.SlsError)}
+    assert classes == set(ERRORS) == set(errors.__all__)
 
 
 def test_top_level_lazy_names_are_exactly_the_exported_ones() -> None:

@@ -253,6 +253,7 @@ def test_every_argument_is_an_attribute_of_the_same_name() -> None:
         "max_requests_per_second": 50.0,
         "max_mb_per_second": 2.0,
         "sql_reader": "dbapi",
+        "stall_timeout": 60.0,
     }
     names = [
         n for n, p in inspect.signature(SlsWebTrackingOperator.__init__).parameters.items() if n != "self"
