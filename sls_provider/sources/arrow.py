@@ -28,13 +28,17 @@ from sls_provider.core.values import to_text
 from sls_provider.sources.sql import read_only_session
 
 #: PostgreSQL types (``typname``) whose ADBC Arrow values spell as psycopg's Python values do.
-#: Not here, so read with the DB-API reader: json/jsonb (psycopg decodes them; ADBC hands PostgreSQL's
-#: text), interval (psycopg counts 30-day months), float4 (psycopg parses the text, Arrow widens the
-#: float32), arrays, bit, ranges, enums, money, inet and other types ADBC hands over as opaque bytes.
+#: json/jsonb: both readers send the database's own text (ADBC's ``arrow.json`` extension holds it:
+#: json as stored, jsonb as ``jsonb_out`` writes it, the binary COPY's version byte dropped).
+#: Not here, so read with the DB-API reader: interval (psycopg counts 30-day months), float4 (psycopg
+#: parses the text, Arrow widens the float32), arrays, bit, ranges, enums, money, inet and other types
+#: ADBC hands over as opaque bytes.
 POSTGRES_TYPES = frozenset(
     "int2 int4 int8 oid float8 bool text varchar bpchar name timestamp timestamptz date time bytea "
-    "numeric uuid".split()
+    "numeric uuid json jsonb".split()
 )
+#: Types whose ADBC column is an extension array of text: its storage is the DB-API reader's text.
+_POSTGRES_TEXT_STORAGE = frozenset(("json", "jsonb"))
 #: Options of a postgres connection's extra that are libpq's own (the rest are the provider's).
 _POSTGRES_IGNORED = {"iam", "redshift", "redshift-serverless", "aws_conn_id", "cursor", "azure_conn_id"}
 
@@ -150,6 +154,8 @@ class PostgresArrowReader:
             typname = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
             if typname == "numeric":
                 column = numeric_text(column.storage if isinstance(column, pa.ExtensionArray) else column)
+            elif typname in _POSTGRES_TEXT_STORAGE and isinstance(column, pa.ExtensionArray):
+                column = column.storage
             elif typname == "timestamptz":
                 column = column.cast(pa.timestamp(column.type.unit, tz=str(self.zone)))
             columns.append(column)
