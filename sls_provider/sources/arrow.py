@@ -31,8 +31,9 @@ from sls_provider.sources.sql import read_only_session
 #: json/jsonb: both readers send the database's own text (ADBC's ``arrow.json`` extension holds it:
 #: json as stored, jsonb as ``jsonb_out`` writes it, the binary COPY's version byte dropped).
 #: Not here, so read with the DB-API reader: interval (psycopg counts 30-day months), float4 (psycopg
-#: parses the text, Arrow widens the float32), arrays, bit, ranges, enums, money, inet and other types
-#: ADBC hands over as opaque bytes.
+#: parses the text, Arrow widens the float32), arrays (ADBC 1.13 flattens a 2-D array into one list and
+#: fails mid-stream on a lower bound other than 1, and the type does not say which an array is), bit,
+#: ranges, enums, money, inet and other types ADBC hands over as opaque bytes.
 POSTGRES_TYPES = frozenset(
     "int2 int4 int8 oid float8 bool text varchar bpchar name timestamp timestamptz date time bytea "
     "numeric uuid json jsonb".split()
