@@ -1,14 +1,17 @@
 """Peak memory of the operator exporting a SQL table: 300,000 rows against 3,000,000 rows.
 
     .venv/bin/python benchmarks/bench_memory.py [--small 300000] [--large 3000000] [--no-postgres]
+        [--no-mariadb] [--no-sqlite] [--sql-reader auto|arrow|dbapi ...]
 
-Each source table (SQLite in a temporary file, and PostgreSQL at 127.0.0.1:5432, database ``test``,
-user ``postgres`` or ``root``, when reachable) holds rows of mixed types with some NULLs (about 240
+Each source table (SQLite in a temporary file, PostgreSQL at 127.0.0.1:5432, database ``test``,
+user ``postgres`` or ``root``, and MariaDB at 127.0.0.1:3306, user ``root``, database ``test``, when
+reachable) holds rows of mixed types with some NULLs (about 240
 bytes a row as JSON). Every export runs ``SlsWebTrackingOperator(sql=..., sql_conn_id=...)
 .execute(context)`` with a minimal context (a task instance with ids; no ``task_state_store``, so
 ``resume=False``) in its own fresh subprocess, sending to an ``SlsEmulator`` (SQLite store on disk)
-served by this process. The rows go through the operator's own path: ``stream_query`` (a
-server-side cursor for psycopg2) -> ``frames_from_rows`` -> the hook's export.
+served by this process, once per ``--sql-reader`` (the operator's ``sql_reader``). The rows go
+through the operator's own path: ``read_query`` (the Arrow reader, or the DB-API reader's
+server-side cursor) -> the hook's export.
 
 Peak RSS is the subprocess's ``VmHWM`` (``/proc/self/status``) at the end: its whole life, imports
 included. The target: the peak grows by less than 100 MB from the small table to the large one.
@@ -105,6 +108,43 @@ def make_postgres(user: str, table: str, rows: int) -> None:
     conn.close()
 
 
+def mariadb_ok() -> bool:
+    try:
+        import MySQLdb
+
+        MySQLdb.connect(host="127.0.0.1", port=3306, user="root", db="test", connect_timeout=3).close()
+        return True
+    except Exception:  # noqa: BLE001 - not reachable, or no driver: skipped
+        return False
+
+
+def make_mariadb(table: str, rows: int) -> None:
+    import MySQLdb
+
+    select = _SQLITE_SELECT.replace(
+        "strftime('%Y-%m-%dT%H:%M:%S', 1714521600 + (x * 7919) % 2592000, 'unixepoch')",
+        "TIMESTAMP(20240501) + INTERVAL (x * 7919) % 2592000 SECOND",
+    ).replace("'/product/' || ((x * 31) % 99991)", "CONCAT('/product/', (x * 31) % 99991)")
+    select = select.replace("'C' || (x % 1000)", "CONCAT('C', x % 1000)")
+    db = MySQLdb.connect(host="127.0.0.1", user="root", db="test", charset="utf8mb4")
+    cur = db.cursor()
+    cur.execute(f"DROP TABLE IF EXISTS {table}")
+    columns = _COLUMNS.format(int="BIGINT", ts="DATETIME", float="DOUBLE").replace("TEXT", "VARCHAR(32)")
+    cur.execute(f"CREATE TABLE {table} ({columns}) ENGINE=MyISAM DEFAULT CHARSET=utf8mb4")
+    cur.execute(f"INSERT INTO {table} {select} FROM (SELECT seq AS x FROM seq_1_to_{int(rows)}) s")
+    db.commit()
+    db.close()
+
+
+def drop_mariadb(tables: list[str]) -> None:
+    import MySQLdb
+
+    db = MySQLdb.connect(host="127.0.0.1", user="root", db="test")
+    for table in tables:
+        db.cursor().execute(f"DROP TABLE IF EXISTS {table}")
+    db.close()
+
+
 def drop_postgres(user: str, tables: list[str]) -> None:
     import psycopg2
 
@@ -118,7 +158,7 @@ def drop_postgres(user: str, tables: list[str]) -> None:
 # -- one export, in a child process -------------------------------------------------------------------
 
 
-def child(sql_conn: str, table: str, port: int, chunksize: int | None) -> dict[str, Any]:
+def child(sql_conn: str, table: str, port: int, chunksize: int | None, reader: str) -> dict[str, Any]:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
@@ -139,6 +179,7 @@ def child(sql_conn: str, table: str, port: int, chunksize: int | None) -> dict[s
         topic=TOPIC,
         source="bench-host",
         resume=False,
+        sql_reader=reader,
         **({"chunksize": chunksize} if chunksize else {}),
     )
     ti = SimpleNamespace(dag_id="bench_memory", task_id=operator.task_id, run_id="bench", map_index=-1)
@@ -159,7 +200,9 @@ def child(sql_conn: str, table: str, port: int, chunksize: int | None) -> dict[s
     }
 
 
-def run_child(sql_conn: dict[str, Any], table: str, port: int, chunksize: int | None) -> dict[str, Any]:
+def run_child(
+    sql_conn: dict[str, Any], table: str, port: int, chunksize: int | None, reader: str
+) -> dict[str, Any]:
     command = [
         sys.executable,
         __file__,
@@ -169,6 +212,8 @@ def run_child(sql_conn: dict[str, Any], table: str, port: int, chunksize: int | 
         table,
         "--port",
         str(port),
+        "--sql-reader",
+        reader,
     ]
     if chunksize:
         command += ["--chunksize", str(chunksize)]
@@ -191,13 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=300_000)
     parser.add_argument("--large", type=int, default=3_000_000)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-mariadb", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--sql-reader", nargs="+", default=["auto"], choices=("auto", "arrow", "dbapi"), help="readers to run"
+    )
     parser.add_argument("--chunksize", type=int, help="the operator's chunksize (default: its own default)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--table", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print("RESULT " + json.dumps(child(args.child, args.table, args.port, args.chunksize)), flush=True)
+        result = child(args.child, args.table, args.port, args.chunksize, args.sql_reader[0])
+        print("RESULT " + json.dumps(result), flush=True)
         return 0
 
     from sls_provider.emulator import SlsEmulator
@@ -206,10 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     pg_user = None if args.no_postgres else postgres_user()
     pg_tables = [f"sls_bench_events_{n}" for n in sizes.values()]
+    maria = not args.no_mariadb and mariadb_ok()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sls-bench-") as tmp:
-        sources = ["SQLite"]
-        for n in sizes.values():
+        sources = [] if args.no_sqlite else ["SQLite"]
+        for n in sizes.values() if sources else ():
             t0 = time.perf_counter()
             make_sqlite(Path(tmp) / f"w{n}.db", n)
             print(f"  SQLite table of {n:,} rows built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -222,37 +274,57 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  PostgreSQL table of {n:,} rows built in {took:.1f} s", file=sys.stderr)
         else:
             print("  PostgreSQL not reachable at 127.0.0.1:5432 (db test): skipped", file=sys.stderr)
+        if maria:
+            sources.append("MariaDB")
+            for n, table in zip(sizes.values(), pg_tables, strict=True):
+                t0 = time.perf_counter()
+                make_mariadb(table, n)
+                took = time.perf_counter() - t0
+                print(f"  MariaDB table of {n:,} rows built in {took:.1f} s", file=sys.stderr)
+        else:
+            print("  MariaDB not reachable at 127.0.0.1:3306 (db test): skipped", file=sys.stderr)
         try:
             with SlsEmulator(db_path=str(Path(tmp) / "emulator.db")) as emu:
                 emu.create_logstore(PROJECT, LOGSTORE)
-                for source in sources:
-                    for label, n in sizes.items():
-                        if source == "SQLite":
-                            conn = {"conn_type": "sqlite", "host": str(Path(tmp) / f"w{n}.db")}
-                            table = "events"
-                        else:
-                            conn = {
-                                "conn_type": "postgres",
-                                "host": "127.0.0.1",
-                                "port": 5432,
-                                "login": pg_user,
-                                "schema": "test",
-                            }
-                            table = f"sls_bench_events_{n}"
-                        emu.clear()
-                        res = run_child(conn, table, emu.port, args.chunksize)
-                        res["stored"] = emu.count(PROJECT, LOGSTORE)
-                        res["source"], res["size"], res["table_rows"] = source, label, n
-                        results[f"{source}/{label}"] = res
-                        print(
-                            f"  {source} {n:>10,} rows: peak RSS {res['rss_peak'] / 1e6:,.0f} MB, "
-                            f"{res['rows_per_s']:,.0f} rows/s",
-                            file=sys.stderr,
-                        )
+                for source, reader, (label, n) in (
+                    (s, r, size)
+                    for s in sources
+                    for r in args.sql_reader
+                    for size in sizes.items()
+                    if not (s == "SQLite" and r == "arrow")  # SQLite has no Arrow reader
+                ):
+                    if source == "SQLite":
+                        conn = {"conn_type": "sqlite", "host": str(Path(tmp) / f"w{n}.db")}
+                        table = "events"
+                    elif source == "MariaDB":
+                        conn = {"conn_type": "mysql", "host": "127.0.0.1", "port": 3306, "login": "root"}
+                        conn |= {"schema": "test", "extra": {"charset": "utf8mb4"}}
+                        table = f"sls_bench_events_{n}"
+                    else:
+                        conn = {
+                            "conn_type": "postgres",
+                            "host": "127.0.0.1",
+                            "port": 5432,
+                            "login": pg_user,
+                            "schema": "test",
+                        }
+                        table = f"sls_bench_events_{n}"
+                    emu.clear()
+                    res = run_child(conn, table, emu.port, args.chunksize, reader)
+                    res["stored"] = emu.count(PROJECT, LOGSTORE)
+                    res["source"], res["size"], res["table_rows"] = f"{source} ({reader})", label, n
+                    results[f"{source} ({reader})/{label}"] = res
+                    print(
+                        f"  {source} ({reader}) {n:>10,} rows: peak RSS {res['rss_peak'] / 1e6:,.0f} MB, "
+                        f"{res['rows_per_s']:,.0f} rows/s",
+                        file=sys.stderr,
+                    )
                 emu.clear()
         finally:
             if pg_user:
                 drop_postgres(pg_user, pg_tables)
+            if maria:
+                drop_mariadb(pg_tables)
     wall = time.perf_counter() - started
 
     rows, growth, targets = [], {}, {}

@@ -1,6 +1,7 @@
 """One SQL export through ``SlsWebTrackingOperator.execute`` in a process of its own, printing its peak RSS.
 
-    python -m tests.warehouses.export_rss CONN_ID "SELECT ... ORDER BY id" [--chunksize N] [--max-workers N]
+    python -m tests.warehouses.export_rss CONN_ID "SELECT ... ORDER BY id" [--chunksize N]
+        [--max-workers N] [--sql-reader auto|arrow|dbapi]
 
 The ``sls_default`` and ``CONN_ID`` connections come from the environment (``AIRFLOW_CONN_*``). Prints
 one JSON line: the export summary's ``rows``, ``requests``, ``seconds``, plus ``peak_rss`` (bytes,
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("sql")
     parser.add_argument("--chunksize", type=int, default=None)
     parser.add_argument("--max-workers", type=int, default=4)
+    parser.add_argument("--sql-reader", default="auto", choices=("auto", "arrow", "dbapi"))
     args = parser.parse_args()
 
     from airflow.sdk import BaseHook
@@ -45,6 +47,7 @@ def main() -> None:
         sql_conn_id=args.conn_id,
         resume=False,
         max_workers=args.max_workers,
+        sql_reader=args.sql_reader,
         **extra,
     )
     ti = SimpleNamespace(dag_id="memory", task_id="export", run_id="manual__memory", map_index=-1)
@@ -63,6 +66,7 @@ def main() -> None:
                 "baseline_rss": baseline,
                 "chunksize": op.chunksize,
                 "max_workers": args.max_workers,
+                "sql_reader": args.sql_reader,
             }
         ),
         flush=True,

@@ -1,7 +1,8 @@
 """Bounded memory: a 3,000,000-row table exports with a peak RSS within 100 MB of a 300,000-row one.
 
-Each export runs ``SlsWebTrackingOperator.execute`` in a process of its own (``export_rss.py``), which
-reports its peak resident set (``VmHWM``); both run at once against a counting sink. The tables are
+Each export runs ``SlsWebTrackingOperator.execute``, with the Arrow reader and with the DB-API one, in
+a process of its own (``export_rss.py``), which reports its peak resident set (``VmHWM``); both run at
+once against a counting sink. The tables are
 generated server-side (``generate_series``; MariaDB's sequence engine). The figures printed here are
 the ones quoted in docs/large-tables.md (``pytest tests/warehouses/test_memory.py -s``); the test
 asserts only the bound and that every row arrived.
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import sls_connection
 from tests.warehouses.conftest import Server, heavy, table_name
@@ -35,8 +38,9 @@ MARIA_FILL = """INSERT INTO {t} SELECT seq, CONCAT('user_', seq % 1000), (seq % 
     TIMESTAMPADD(SECOND, seq, '2026-01-01'), seq % 2 = 0 FROM seq_1_to_{n}"""
 
 
-def export_both(server: Server, table: str, extra: dict) -> tuple[dict, dict, CountingSink]:
-    """Export the first SMALL rows and all LARGE rows of ``table`` in two processes at once."""
+def export_both(server: Server, table: str, extra: dict, reader: str) -> tuple[dict, dict, CountingSink]:
+    """Export the first SMALL rows and all LARGE rows of ``table`` in two processes at once, read by
+    ``reader`` (``sql_reader``)."""
     with heavy(f"memory test on {server.kind}"), CountingSink() as sink:
         env = dict(
             os.environ,
@@ -51,6 +55,8 @@ def export_both(server: Server, table: str, extra: dict) -> tuple[dict, dict, Co
                     "tests.warehouses.export_rss",
                     "mem_src",
                     f"SELECT * FROM {table} WHERE id <= {n} ORDER BY id",
+                    "--sql-reader",
+                    reader,
                 ],
                 cwd=ROOT,
                 env=env,
@@ -82,7 +88,8 @@ def check(name: str, small: dict, large: dict, sink: CountingSink) -> None:
         f"{LARGE:,} rows peak RSS {large['peak_rss'] / mb:.0f} MiB "
         f"(baseline {large['baseline_rss'] / mb:.0f}) in {large['export_seconds']:.1f} s = "
         f"{LARGE / large['export_seconds']:,.0f} rows/s while the small export ran alongside; "
-        f"chunksize {large['chunksize']:,}, max_workers {large['max_workers']}"
+        f"chunksize {large['chunksize']:,}, max_workers {large['max_workers']}, "
+        f"sql_reader {large['sql_reader']}"
     )
     assert small["rows"] == SMALL and large["rows"] == LARGE
     assert sink.logs == SMALL + LARGE  # every row arrived (counted by the sink, not the client)
@@ -91,21 +98,51 @@ def check(name: str, small: dict, large: dict, sink: CountingSink) -> None:
     assert growth < BOUND, f"peak RSS grew by {growth / mb:.0f} MiB from {SMALL:,} to {LARGE:,} rows"
 
 
-def test_postgres_memory_bounded(postgres: Server, scratch_tables: list) -> None:
+READERS = {
+    "postgres": {"arrow": "ADBC", "dbapi": "psycopg 3, server-side cursor"},
+    "mysql": {"arrow": "connectorx arrow_stream", "dbapi": "mysqlclient, SSCursor"},
+}
+
+
+@pytest.mark.parametrize("reader", ["arrow", "dbapi"])
+def test_postgres_memory_bounded(postgres: Server, scratch_tables: list, reader: str) -> None:
     table = table_name("sls_mem")
     scratch_tables.append((postgres, table))
     started = time.monotonic()
     postgres.execute(PG_TABLE.format(t=table, n=LARGE), PG_KEY.format(t=table), f"ANALYZE {table}")
     print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
-    small, large, sink = export_both(postgres, table, {})
-    check("PostgreSQL (psycopg 3, server-side cursor)", small, large, sink)
+    small, large, sink = export_both(postgres, table, {}, reader)
+    check(f"PostgreSQL ({READERS['postgres'][reader]})", small, large, sink)
 
 
-def test_mariadb_memory_bounded(mariadb: Server, scratch_tables: list) -> None:
+@pytest.mark.parametrize("reader", ["arrow", "dbapi"])
+def test_mariadb_memory_bounded(mariadb: Server, scratch_tables: list, reader: str) -> None:
     table = table_name("sls_mem")
     scratch_tables.append((mariadb, table))
     started = time.monotonic()
     mariadb.execute(MARIA_TABLE.format(t=table), MARIA_FILL.format(t=table, n=LARGE))
     print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
-    small, large, sink = export_both(mariadb, table, {"charset": "utf8mb4"})
-    check("MariaDB (mysqlclient, SSCursor)", small, large, sink)
+    small, large, sink = export_both(mariadb, table, {"charset": "utf8mb4"}, reader)
+    check(f"MariaDB ({READERS['mysql'][reader]})", small, large, sink)
+
+
+def test_postgres_arrow_batches_are_about_a_chunk(
+    postgres: Server, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADBC's default batch (16 MiB of COPY data, ~250,000 short rows) held by the read-ahead made the
+    peak grow with the table (+84 MiB from 300,000 to 3,000,000 rows); batches of ~1 MiB keep it flat."""
+    from airflow.sdk import BaseHook
+
+    from sls_provider.sources.arrow import POSTGRES_BATCH_BYTES, PostgresArrowReader
+
+    monkeypatch.setenv("AIRFLOW_CONN_MEM_BATCH", postgres.airflow_conn())
+    hook = BaseHook.get_connection("mem_batch").get_hook()
+    reader = PostgresArrowReader(hook, PG_TABLE.split(" AS ", 1)[1].format(n=SMALL))
+    try:
+        sizes = [batch.num_rows for batch in reader.open()]
+    finally:
+        reader.close()
+    assert sum(sizes) == SMALL
+    # ~40 bytes a row of binary COPY: ~26,000 rows a batch, a little over the default chunk.
+    assert max(sizes) <= 2 * POSTGRES_BATCH_BYTES // 40, sizes
+    assert len(sizes) >= 8, sizes
