@@ -121,7 +121,6 @@ class Packer:
         self._seq = 0
         self._budget: dict[str, int] = {}
         self.skipped_rows = 0
-        self.rows_by_topic: dict[str, int] = {}
 
     def _envelope(self, topic: str, seq: int | str) -> tuple[bytes, bytes]:
         tags = dict(self._tags)
@@ -174,7 +173,6 @@ class Packer:
             current.size += added
             self._pending += added
             current.logs += j - i
-            self.rows_by_topic[topic] = self.rows_by_topic.get(topic, 0) + (j - i)
             i = j
             if current.logs >= self._max_logs:
                 yield self._flush(topic)
