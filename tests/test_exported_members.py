@@ -21,6 +21,7 @@ PUBLIC_MODULES = [
     "sls_provider.core.client",
     "sls_provider.core.errors",
     "sls_provider.core.export",
+    "sls_provider.core.options",
     "sls_provider.emulator",
     "sls_provider.hooks.web_tracking",
     "sls_provider.lineage",
@@ -32,9 +33,11 @@ ERRORS = [
     "SlsConfigError",
     "SlsError",
     "SlsInputError",
+    "SlsQuotaError",
     "SlsRequestError",
     "SlsRetryableError",
     "SlsServiceError",
+    "SlsSourceError",
 ]
 #: What a user of the hook or the operator needs, and where it must be importable from.
 USER_NAMES = {

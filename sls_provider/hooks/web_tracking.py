@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
 import pandas as pd
-import polars as pl
-import pyarrow as pa
 from airflow.sdk import BaseHook
 
 from sls_provider.connection_form import hook_field_behaviour, hook_widgets
@@ -27,10 +25,11 @@ from sls_provider.core.errors import (
     SlsServiceError,
     SlsSourceError,
 )
-from sls_provider.core.export import Exporter, ExportOptions, ExportSummary, frames_from_records
+from sls_provider.core.export import Exporter, ExportOptions, ExportSummary
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.management import ManagementClient
 from sls_provider.core.reasons import mask
+from sls_provider.sources.frames import check_chunksize, dataframe_chunks, frames_from_records
 
 # The names a user of the hook needs, importable from here: the options, the summary and the errors.
 __all__ = [
@@ -399,32 +398,3 @@ class SlsWebTrackingHook(BaseHook):
         """
         export = ExportOptions(topic=topic, topic_column=topic_column, source=source, tags=tags, **options)
         return self.export(dataframe_chunks(df, chunksize), export)
-
-
-def check_chunksize(chunksize: int) -> None:
-    if not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1:
-        raise SlsInputError(f"chunksize must be a positive integer, got {chunksize!r}")
-
-
-def as_pandas(df: Any) -> pd.DataFrame:
-    """``df`` as a pandas DataFrame; polars frames are converted, anything else is refused."""
-    if isinstance(df, pd.DataFrame):
-        return df
-    if type(df).__module__.startswith("polars"):
-        return df.to_pandas()
-    raise SlsInputError(f"Expected a pandas (or polars) DataFrame, got {type(df).__name__}")
-
-
-def dataframe_chunks(df: Any, chunksize: int) -> Iterator[Any]:
-    """Slices of ``chunksize`` rows (views, not copies). A polars DataFrame or a pyarrow Table (or
-    RecordBatch) is sliced as it is and encoded from its Arrow buffers: no pandas round trip."""
-    check_chunksize(chunksize)
-    if isinstance(df, pa.RecordBatch):
-        df = pa.Table.from_batches([df])
-    if isinstance(df, pa.Table | pl.DataFrame):
-        for start in range(0, len(df), chunksize):
-            yield df.slice(start, chunksize)
-        return
-    frame = as_pandas(df)
-    for start in range(0, len(frame), chunksize):
-        yield frame.iloc[start : start + chunksize]

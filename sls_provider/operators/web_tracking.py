@@ -18,13 +18,9 @@ from sls_provider.core.errors import SlsConfigError
 from sls_provider.core.export import ExportOptions
 from sls_provider.core.ledger import Ledger, seq_ranges
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
-from sls_provider.hooks.web_tracking import (
-    DEFAULT_CHUNKSIZE,
-    SlsWebTrackingHook,
-    check_chunksize,
-    dataframe_chunks,
-)
+from sls_provider.hooks.web_tracking import DEFAULT_CHUNKSIZE, SlsWebTrackingHook
 from sls_provider.lineage import export_lineage
+from sls_provider.sources.frames import check_chunksize, dataframe_chunks
 from sls_provider.sources.readers import check_sql_reader, read_query
 
 __all__ = ["STATE_KEY", "RetryPolicy", "SlsWebTrackingOperator"]
