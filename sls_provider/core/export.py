@@ -23,11 +23,9 @@ import gc
 import logging
 import threading
 import time
-import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -46,6 +44,7 @@ from sls_provider.core.options import (
     MAX_VALUE_BYTES,
     ExportOptions,
     ExportSummary,
+    new_export_id,
     size,
 )
 from sls_provider.core.pack import Packer, Request
@@ -101,28 +100,51 @@ class Exporter:
         own controller and retry counter with every request).
     :param options: the :class:`ExportOptions`.
     :param ledger: acknowledged requests of earlier tries, to skip; updated as requests complete.
+    :param topic: ``__topic__`` of every row, unless ``topic_column`` is given.
+    :param topic_column: a column whose value is each row's topic (null -> ``""``); the column
+        itself is not sent.
+    :param source: ``__source__`` of every request; ``None`` leaves it out and the service records
+        the sender's IP address (the same bodies from any worker, so a retry elsewhere can resume).
+    :param tags: ``__tags__`` of every request.
+    :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found;
+        ``None``: a new random id (:func:`~sls_provider.core.options.new_export_id`).
+    :param stall_timeout: used when ``options.stall_timeout`` is ``None`` (``None``: 300 s).
     """
 
     def __init__(
-        self, client: WebTrackingClient, options: ExportOptions, ledger: Ledger | None = None
+        self,
+        client: WebTrackingClient,
+        options: ExportOptions,
+        ledger: Ledger | None = None,
+        *,
+        topic: str = "",
+        topic_column: str | None = None,
+        source: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        export_id: str | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
+        if not isinstance(topic, str):
+            raise SlsInputError(f"topic must be a string, got {type(topic).__name__}")
         self.client = client
         self.options = options
         self.ledger = ledger
+        self.topic = topic
+        self.topic_column = topic_column
+        self.source = source
+        self.tags = tags
+        # Every export is tagged, so a duplicate left by an ambiguous failure can be found.
+        self.export_id = export_id if export_id is not None else new_export_id()
         self._retry = _RetryCounter()
         #: paces this export's requests from the service's answers (shared by its sending threads)
         self.controller = SendController(
             max_requests_per_second=options.max_requests_per_second,
             max_bytes_per_second=options.max_mb_per_second * 1e6 if options.max_mb_per_second else None,
-            stall_timeout=options.stall_timeout or DEFAULT_STALL_TIMEOUT,
+            stall_timeout=options.stall_timeout or stall_timeout or DEFAULT_STALL_TIMEOUT,
         )
         self._keys: dict[tuple, list[str]] = {}
         self._keys_lock = threading.Lock()
-        if options.export_id is None:
-            # Every export is tagged, so a duplicate left by an ambiguous failure can be found.
-            options = replace(options, export_id=uuid.uuid4().hex[:16])
-            self.options = options
-        self.summary = ExportSummary(export_id=options.export_id)
+        self.summary = ExportSummary(export_id=self.export_id)
         self._skipped = 0
 
     # -- rows -> requests ---------------------------------------------------------------------
@@ -139,9 +161,9 @@ class Exporter:
     def _topics(self, chunk: Chunk) -> tuple[Chunk, list[tuple[str, np.ndarray | None]]]:
         """Split off the topic column: the frame to encode, and (topic, row positions) groups in
         order of first appearance (``None`` positions: every row)."""
-        name = self.options.topic_column
+        name = self.topic_column
         if name is None:
-            return chunk, [(self.options.topic, None)]
+            return chunk, [(self.topic, None)]
         names = _names(chunk)
         if name not in names:
             raise SlsInputError(f"topic_column {name!r} is not a column of the data; columns are {names!r}")
@@ -236,9 +258,9 @@ class Exporter:
         the requests in flight have finished (so the ledger knows everything acknowledged)."""
         options = self.options
         packer = Packer(
-            source=options.source,
-            tags=options.tags,
-            export_id=options.export_id if options.trace_tags else None,
+            source=self.source,
+            tags=self.tags,
+            export_id=self.export_id if options.trace_tags else None,
             max_logs=options.max_logs,
             max_bytes=options.max_bytes,
         )

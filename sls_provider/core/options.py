@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sls_provider.core.errors import SlsInputError
 from sls_provider.core.keys import KEY_POLICIES
-from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
+from sls_provider.core.pack import MAX_BYTES, MAX_LOGS, check_limits
 
 __all__ = [
     "DEFAULT_STALL_TIMEOUT",
@@ -16,6 +17,7 @@ __all__ = [
     "ON_OVERSIZE",
     "ExportOptions",
     "ExportSummary",
+    "new_export_id",
     "size",
 ]
 
@@ -28,22 +30,18 @@ ON_OVERSIZE = ("fail", "skip")
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """How rows become requests.
+    """How rows become requests and how they are sent: validated once, when built (an operator
+    builds its own in ``__init__``, so a mistake fails when the DAG is parsed).
 
-    :param topic: ``__topic__`` of every row, unless ``topic_column`` is given.
-    :param topic_column: a column whose value is each row's topic (null -> ``""``); the column
-        itself is not sent.
-    :param source: ``__source__`` of every request; ``None`` leaves it out and the service records
-        the sender's IP address (the same bodies from any worker, so a retry elsewhere can resume).
-    :param tags: ``__tags__`` of every request.
+    What names the rows of one export (topic, topic column, source, tags, export id) is not here
+    but an argument of the export itself, since an operator renders those fields per run.
+
     :param key_policy: ``"strict"`` (bad column names fail the export) or ``"sanitize"``.
     :param on_oversize: ``"fail"`` or ``"skip"`` a row too large for a request on its own.
     :param max_logs: logs per request (at most 4096).
     :param max_bytes: uncompressed bytes per request, envelope included (at most 3 MiB).
     :param max_value_bytes: bytes of one value (1 MiB: SLS's documented limit for a value).
     :param max_workers: concurrent requests.
-    :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found;
-        ``None`` -> a random id.
     :param max_requests_per_second: cap on this export's requests/s (attempts included). Not needed
         to share a logstore's write quota: every export adapts its pace to the service's answers.
     :param max_mb_per_second: cap on this export's compressed MB/s (a shard takes about 5 MB/s).
@@ -53,17 +51,12 @@ class ExportOptions:
     :param progress_interval: seconds between progress log lines.
     """
 
-    topic: str = ""
-    topic_column: str | None = None
-    source: str | None = None
-    tags: Mapping[str, str] | None = None
     key_policy: str = "strict"
     on_oversize: str = "fail"
     max_logs: int = MAX_LOGS
     max_bytes: int = MAX_BYTES
     max_value_bytes: int = MAX_VALUE_BYTES
     max_workers: int = 4
-    export_id: str | None = None
     trace_tags: bool = True
     max_requests_per_second: float | None = None
     max_mb_per_second: float | None = None
@@ -77,10 +70,7 @@ class ExportOptions:
             raise SlsInputError(f"on_oversize must be one of {ON_OVERSIZE}, got {self.on_oversize!r}")
         if not isinstance(self.max_workers, int) or not 1 <= self.max_workers <= 64:
             raise SlsInputError(f"max_workers must be an integer from 1 to 64, got {self.max_workers!r}")
-        if not 1 <= self.max_logs <= MAX_LOGS:
-            raise SlsInputError(f"max_logs must be between 1 and {MAX_LOGS}, got {self.max_logs}")
-        if not 1024 <= self.max_bytes <= MAX_BYTES:
-            raise SlsInputError(f"max_bytes must be between 1024 and {MAX_BYTES}, got {self.max_bytes}")
+        check_limits(max_logs=self.max_logs, max_bytes=self.max_bytes)
         for name in ("max_requests_per_second", "max_mb_per_second", "stall_timeout"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -89,8 +79,15 @@ class ExportOptions:
             raise SlsInputError(
                 f"stall_timeout must be a finite number of seconds, got {self.stall_timeout!r}"
             )
-        if not isinstance(self.topic, str):
-            raise SlsInputError(f"topic must be a string, got {type(self.topic).__name__}")
+
+
+def new_export_id(owner: str | None = None) -> str:
+    """The id tagging every request of an export (``sls_export``), so its duplicates can be found:
+    16 hex characters. With ``owner`` (say, a task instance), 8 of them name it, the same for every
+    export of it (one query prefix finds them all), and 8 are random; without, all 16 are random."""
+    if owner is None:
+        return secrets.token_hex(8)
+    return hashlib.sha256(owner.encode()).hexdigest()[:8] + secrets.token_hex(4)
 
 
 @dataclass

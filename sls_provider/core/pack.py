@@ -32,9 +32,9 @@ MAX_PENDING_BYTES = 64 * 1024 * 1024
 def check_limits(*, max_logs: int, max_bytes: int) -> None:
     """The request limits an export may ask for (the one check, used by ``ExportOptions`` too)."""
     if isinstance(max_logs, bool) or not isinstance(max_logs, int) or not 1 <= max_logs <= MAX_LOGS:
-        raise SlsInputError(f"max_logs must be an integer between 1 and {MAX_LOGS}, got {max_logs!r}")
+        raise SlsInputError(f"max_logs must be between 1 and {MAX_LOGS} (an integer), got {max_logs!r}")
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 1024 <= max_bytes <= MAX_BYTES:
-        raise SlsInputError(f"max_bytes must be an integer between 1024 and {MAX_BYTES}, got {max_bytes!r}")
+        raise SlsInputError(f"max_bytes must be between 1024 and {MAX_BYTES} (an integer), got {max_bytes!r}")
 
 
 @dataclass(frozen=True)
