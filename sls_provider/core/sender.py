@@ -57,6 +57,11 @@ class Sender:
         self._on_submitted = on_submitted
         self._stopping = threading.Event()
 
+    @property
+    def stopping(self) -> bool:
+        """A request failed for good: requests not yet started are not sent."""
+        return self._stopping.is_set()
+
     def run(self, requests: Iterable[Request]) -> None:
         """Send every request; raise the first final error once the requests in flight finished."""
         ledger = self.ledger
