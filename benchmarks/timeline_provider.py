@@ -36,6 +36,7 @@ def instrument(events: list[Event]) -> None:
     import sls_provider.core.client as client
     import sls_provider.core.export as export
     import sls_provider.core.pack as pack
+    import sls_provider.core.sender as sender
 
     def timed(owner: Any, name: str, letter: str) -> None:
         inner: Callable[..., Any] = getattr(owner, name)
@@ -52,7 +53,7 @@ def instrument(events: list[Event]) -> None:
     timed(export, "encode_frame", "E")
     timed(client, "compress", "C")
     timed(client.WebTrackingClient, "post_once", "H")
-    timed(export.Exporter, "_collect", "w")
+    timed(sender.Sender, "_collect", "w")
     add = pack.Packer.add
 
     def packed(self: Any, topic: str, rows: Any) -> Iterator[Any]:

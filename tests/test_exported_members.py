@@ -21,6 +21,7 @@ PUBLIC_MODULES = [
     "sls_provider.core.client",
     "sls_provider.core.errors",
     "sls_provider.core.export",
+    "sls_provider.core.options",
     "sls_provider.emulator",
     "sls_provider.hooks.web_tracking",
     "sls_provider.lineage",

@@ -38,7 +38,6 @@ from sls_provider.core.errors import (
     SlsServiceError,
 )
 from sls_provider.core.pack import Request
-from sls_provider.core.ratelimit import RateLimiter
 from sls_provider.core.reasons import (
     describe_answer,
     first_bytes,
@@ -60,6 +59,7 @@ __all__ = [
     "Sent",
     "WebTrackingClient",
     "classify",
+    "connection_pool",
     "error_body",
 ]
 
@@ -104,7 +104,6 @@ class Sent:
 
     request_id: str | None
     sent_bytes: int
-    attempts: int
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,7 @@ def _retry_after(value: str | None) -> float | None:
     return seconds if seconds is not None and seconds <= MAX_RETRY_AFTER else None
 
 
-def _pool(target: Target, timeout: float, verify: bool | str, size: int) -> urllib3.PoolManager:
+def connection_pool(target: Target, timeout: float, verify: bool | str, size: int) -> urllib3.PoolManager:
     """Keep-alive connections to ``target``. The environment is read once, here, the way requests
     reads it on every call: ``HTTP(S)_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` (host names, IPs,
     CIDR ranges) for the proxy, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` for the CA bundle."""
@@ -248,7 +247,9 @@ class WebTrackingClient:
     :param verify: verify TLS certificates (``True``), or a CA bundle path.
     :param retry: the :class:`RetryPolicy`.
     :param pool_size: idle keep-alive connections kept (at least the number of sending threads).
-    :param on_retry: called with the error before each retry (for counting and logging).
+
+    Nothing about one export is kept here: each passes its own controller and retry callback to
+    :meth:`send`, so exports sharing a client do not interfere.
     """
 
     def __init__(
@@ -259,7 +260,6 @@ class WebTrackingClient:
         timeout: float = 30.0,
         verify: bool | str = True,
         retry: RetryPolicy | None = None,
-        on_retry: Callable[[SlsServiceError], None] | None = None,
         pool_size: int = 64,
     ) -> None:
         self.target = target
@@ -267,12 +267,8 @@ class WebTrackingClient:
         self.timeout = timeout
         self.verify = verify
         self.retry = retry or RetryPolicy()
-        self.on_retry = on_retry
-        #: paces every attempt if set; exports no longer set it: each paces its own requests with the
-        #: ``controller`` passed to :meth:`send`, so exports sharing this client do not interfere
-        self.rate_limiter: RateLimiter | None = None
         #: connections are pooled across threads: exports start new sending threads each time
-        self._pool = _pool(target, timeout, verify, pool_size)
+        self._pool = connection_pool(target, timeout, verify, pool_size)
         proxy_auth = getattr(self._pool, "proxy_headers", {}).get("proxy-authorization", "")
         #: masked wherever an answer is quoted (a proxy page can echo the request's headers)
         self._secrets = (proxy_auth.partition(" ")[2],)
@@ -298,8 +294,6 @@ class WebTrackingClient:
     ) -> str | None:
         """One try, abandoned after ``2 * timeout`` (or at ``until``, a ``time.monotonic()`` value,
         if sooner). Returns the request id, or raises a classified :class:`SlsServiceError`."""
-        if self.rate_limiter is not None:
-            self.rate_limiter.acquire(len(payload))
         limit = 2 * self.timeout
         deadline = time.monotonic() + limit if until is None else min(time.monotonic() + limit, until)
         with Try(deadline) as attempt:
@@ -364,24 +358,22 @@ class WebTrackingClient:
 
         :param controller: the export's :class:`SendController`, shared by its sending threads
             (paces every attempt); ``None``: one for this request alone.
-        :param on_retry: called with the error before each retry (default: the client's ``on_retry``).
+        :param on_retry: called with the error before each retry (for counting and logging).
         :param sleep: how to wait (tests pass a fake).
         """
         payload = compress(request.body, self.compress_type)
         headers = self._headers(len(request.body))
         policy = self.retry
         controller = controller or SendController()
-        notify = on_retry or self.on_retry
         started = time.monotonic()
         throttled = 0.0  # seconds of this request spent refused for quota: not on the deadline
-        faults = attempts = 0
+        faults = 0
         throttled_at: float | None = None
         while True:
             sent_at = controller.acquire(len(payload), sleep)
             if throttled_at is not None:
                 throttled += sent_at - throttled_at
                 throttled_at = None
-            attempts += 1
             try:
                 # A running try is cut at the deadline too (time spent throttled does not count).
                 request_id = self.post_once(
@@ -396,20 +388,20 @@ class WebTrackingClient:
                     controller.on_throttle(sent_at, asked)
                     if controller.stalled():
                         raise quota_error(error, controller) from error
-                    if notify:
-                        notify(error)
+                    if on_retry:
+                        on_retry(error)
                     throttled_at = now
                     continue
                 faults += 1
                 if faults >= policy.attempts or left <= 0:
                     raise
                 backoff = random.uniform(0, min(policy.max_backoff, policy.backoff * 2 ** (faults - 1)))
-                if notify:
-                    notify(error)
+                if on_retry:
+                    on_retry(error)
                 sleep(min(max(asked, backoff), max(left, 0.0)))
                 continue
             controller.on_ack(len(payload), sent_at)
-            return Sent(request_id=request_id, sent_bytes=len(payload), attempts=attempts)
+            return Sent(request_id=request_id, sent_bytes=len(payload))
 
 
 def is_throttle(error: SlsServiceError) -> bool:

@@ -34,14 +34,3 @@ def compress(body: bytes, kind: str) -> bytes:
         return body
     # An unknown name would otherwise send the body uncompressed under a wrong x-log-compresstype.
     raise SlsConfigError(f"compress_type must be one of {COMPRESS_TYPES}, got {kind!r}")
-
-
-def decompress(data: bytes, kind: str, raw_size: int) -> bytes:
-    """The inverse of :func:`compress` (used by the emulator and the tests)."""
-    if kind == "lz4":
-        return lz4.block.decompress(data, uncompressed_size=raw_size)
-    if kind == "deflate":
-        return zlib.decompress(data)
-    if kind == "none":
-        return data
-    raise SlsConfigError(f"compress_type must be one of {COMPRESS_TYPES}, got {kind!r}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import urllib3
 
-from sls_provider.core.client import API_VERSION, Answer, _pool, error_body, what_came_back
+from sls_provider.core.client import API_VERSION, Answer, connection_pool, error_body, what_came_back
 from sls_provider.core.endpoint import Target
 from sls_provider.core.errors import SlsConfigError, SlsRequestError, SlsRetryableError, SlsServiceError
 from sls_provider.core.reasons import describe_answer, transport_reason
@@ -65,7 +65,7 @@ class ManagementClient:
         self.verify = verify
         #: masked wherever an answer is quoted
         self._secrets = (access_key_secret, security_token, access_key_id)
-        self._http = _pool(target, timeout, verify, 1)
+        self._http = connection_pool(target, timeout, verify, 1)
 
     def __repr__(self) -> str:
         return f"ManagementClient({self.target.base_url!r}, signed={self.signed})"

@@ -25,7 +25,16 @@ MAX_NAME_BYTES = 128
 EXPORT_TAG = "sls_export"
 SEQ_TAG = "sls_seq"
 _SEQ_WIDTH = 12  # room reserved in the envelope for the sequence number
-ON_OVERSIZE = ("fail", "skip")
+#: Bytes held in open requests across topics before the largest are sent early.
+MAX_PENDING_BYTES = 64 * 1024 * 1024
+
+
+def check_limits(*, max_logs: int, max_bytes: int) -> None:
+    """The request limits an export may ask for (the one check, used by ``ExportOptions`` too)."""
+    if isinstance(max_logs, bool) or not isinstance(max_logs, int) or not 1 <= max_logs <= MAX_LOGS:
+        raise SlsInputError(f"max_logs must be between 1 and {MAX_LOGS} (an integer), got {max_logs!r}")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 1024 <= max_bytes <= MAX_BYTES:
+        raise SlsInputError(f"max_bytes must be between 1024 and {MAX_BYTES} (an integer), got {max_bytes!r}")
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,6 @@ class Packer:
         ``sls_seq`` (its sequence number).
     :param max_logs: logs per request, at most 4096.
     :param max_bytes: uncompressed body bytes per request, at most 3 MiB.
-    :param on_oversize: ``"fail"`` raises on a row that cannot fit in a request alone;
-        ``"skip"`` leaves it out and counts it in :attr:`skipped_rows`.
     :param max_pending_bytes: bytes held in open requests across topics before the largest are sent.
     """
 
@@ -83,15 +90,9 @@ class Packer:
         export_id: str | None = None,
         max_logs: int = MAX_LOGS,
         max_bytes: int = MAX_BYTES,
-        on_oversize: str = "fail",
-        max_pending_bytes: int = 64 * 1024 * 1024,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
     ) -> None:
-        if not 1 <= max_logs <= MAX_LOGS:
-            raise SlsInputError(f"max_logs must be between 1 and {MAX_LOGS}, got {max_logs}")
-        if not 1024 <= max_bytes <= MAX_BYTES:
-            raise SlsInputError(f"max_bytes must be between 1024 and {MAX_BYTES}, got {max_bytes}")
-        if on_oversize not in ON_OVERSIZE:
-            raise SlsInputError(f"on_oversize must be one of {ON_OVERSIZE}, got {on_oversize!r}")
+        check_limits(max_logs=max_logs, max_bytes=max_bytes)
         if max_pending_bytes < 0:
             raise SlsInputError(f"max_pending_bytes must be 0 or more, got {max_pending_bytes}")
         if source is not None:
@@ -114,14 +115,11 @@ class Packer:
         self._export_id = export_id
         self._max_logs = max_logs
         self._max_bytes = max_bytes
-        self._on_oversize = on_oversize
         self._max_pending = max_pending_bytes
         self._open: dict[str, _OpenRequest] = {}
         self._pending = 0
         self._seq = 0
         self._budget: dict[str, int] = {}
-        self.skipped_rows = 0
-        self.rows_by_topic: dict[str, int] = {}
 
     def _envelope(self, topic: str, seq: int | str) -> tuple[bytes, bytes]:
         tags = dict(self._tags)
@@ -145,7 +143,8 @@ class Packer:
         return budget
 
     def add(self, topic: str, rows: EncodedRows) -> Iterator[Request]:
-        """Add rows of one topic, in order; yield each request that fills up."""
+        """Add rows of one topic, in order; yield each request that fills up. Every row must fit a
+        request alone (the export screens them first, :mod:`sls_provider.core.screen`)."""
         budget = self.row_budget(topic)
         ends = rows.ends
         starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else ends
@@ -162,10 +161,11 @@ class Packer:
             if j <= i:
                 size = int(ends[i] - starts[i])
                 if size > budget:
-                    # Too big even alone: skip (or fail) without cutting the open request short.
-                    self._oversize(topic, size, budget)
-                    i += 1
-                    continue
+                    # Rows are screened before packing (sls_provider.core.screen): a bug if reached.
+                    raise SlsInputError(
+                        f"A row of topic {topic!r} is {size:,} bytes as JSON; a request holds at most "
+                        f"{budget:,} bytes of rows ({self._max_bytes:,} with its envelope)."
+                    )
                 yield self._flush(topic)  # the row fits an empty request, so this one holds rows
                 continue
             part = data[int(starts[i]) : int(ends[j - 1])]
@@ -174,7 +174,6 @@ class Packer:
             current.size += added
             self._pending += added
             current.logs += j - i
-            self.rows_by_topic[topic] = self.rows_by_topic.get(topic, 0) + (j - i)
             i = j
             if current.logs >= self._max_logs:
                 yield self._flush(topic)
@@ -185,15 +184,6 @@ class Packer:
         while self._pending > self._max_pending and self._open:
             largest = max(self._open, key=lambda t: self._open[t].size)
             yield self._flush(largest)
-
-    def _oversize(self, topic: str, size: int, budget: int) -> None:
-        if self._on_oversize == "skip":
-            self.skipped_rows += 1
-            return
-        raise SlsInputError(
-            f"A row of topic {topic!r} is {size:,} bytes as JSON; a request holds at most {budget:,} bytes "
-            f"of rows ({self._max_bytes:,} with its envelope). Shorten it, or pass on_oversize='skip'."
-        )
 
     def _flush(self, topic: str) -> Request:
         current = self._open.pop(topic)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import pandas as pd
-import polars as pl
-import pyarrow as pa
 from airflow.sdk import BaseHook
 
 from sls_provider.connection_form import hook_field_behaviour, hook_widgets
@@ -27,10 +25,12 @@ from sls_provider.core.errors import (
     SlsServiceError,
     SlsSourceError,
 )
-from sls_provider.core.export import Exporter, ExportOptions, ExportSummary, frames_from_records
-from sls_provider.core.ledger import Ledger
+from sls_provider.core.export import Exporter
+from sls_provider.core.ledger import Ledger, StateStore, seq_ranges
 from sls_provider.core.management import ManagementClient
+from sls_provider.core.options import ExportOptions, ExportSummary, new_export_id
 from sls_provider.core.reasons import mask
+from sls_provider.sources.frames import check_chunksize, dataframe_chunks, frames_from_records
 
 # The names a user of the hook needs, importable from here: the options, the summary and the errors.
 __all__ = [
@@ -334,9 +334,29 @@ class SlsWebTrackingHook(BaseHook):
         self.log.info("Web tracking is on for %s/%s", self.target.project, self.target.logstore)
 
     def export(
-        self, frames: Iterable[pd.DataFrame], options: ExportOptions, ledger: Ledger | None = None
+        self,
+        frames: Iterable[Any],
+        options: ExportOptions,
+        ledger: Ledger | None = None,
+        *,
+        topic: str = "",
+        topic_column: str | None = None,
+        source: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        export_id: str | None = None,
+        owner: str | None = None,
     ) -> ExportSummary:
-        """Send every row of ``frames`` (DataFrame chunks) with ``options``; the operator's entry point."""
+        """Send every row of ``frames`` (chunks: pandas or polars DataFrames, Arrow tables) with
+        ``options``; the operator's entry point.
+
+        :param ledger: the resume ledger (:meth:`resume_ledger`); the export takes its id.
+        :param topic: ``__topic__`` of every row, unless ``topic_column`` is given.
+        :param topic_column: a column holding each row's topic (null -> ``""``); not sent itself.
+        :param source: ``__source__``; ``None`` leaves it out: the service records the sender's IP.
+        :param tags: ``__tags__`` of every request.
+        :param export_id: the ``sls_export`` tag; ``None``: a new id.
+        :param owner: names what runs the export (a task instance) in a new id's first 8 characters.
+        """
         self.log.info(
             "Exporting to SLS project %r, logstore %r at %s (%s)",
             self.target.project,
@@ -344,9 +364,52 @@ class SlsWebTrackingHook(BaseHook):
             self.target.base_url,
             self.settings.compress_type,
         )
-        if options.stall_timeout is None and self.stall_timeout is not None:
-            options = replace(options, stall_timeout=self.stall_timeout)
-        return Exporter(self.client, options, ledger).run(frames)
+        if ledger is not None:
+            export_id = ledger.export_id
+        exporter = Exporter(
+            self.client,
+            options,
+            ledger,
+            topic=topic,
+            topic_column=topic_column,
+            source=source,
+            tags=tags,
+            export_id=export_id if export_id is not None else new_export_id(owner),
+            stall_timeout=self.stall_timeout,
+        )
+        return exporter.run(frames)
+
+    def resume_ledger(self, store: StateStore, *, key: str, fingerprint: str, owner: str) -> Ledger:
+        """The resume ledger kept in ``store`` (Airflow's ``task_state_store``) under ``key``: an
+        unfinished export's (its id kept, what earlier tries delivered skipped), or a new export's
+        (a new id naming ``owner``). Its export id is written at once, so a retry after a crash keeps it.
+
+        :param fingerprint: what must not change between tries (see :class:`Ledger`).
+        """
+        state = store.get(key)
+        state = state if isinstance(state, dict) else None
+        # The id of an unfinished export is kept for its retries; a new export (first try, or a
+        # cleared task after success) gets a new one, so its duplicates can be told apart.
+        export_id = str(state["export_id"]) if state and state.get("export_id") else new_export_id(owner)
+        ledger = Ledger(export_id, fingerprint, store=store, key=key, state=state or {})
+        ledger.flush()
+        if len(ledger):
+            self.log.info(
+                "Resuming export %s: %d request(s) were acknowledged by an earlier try and are "
+                "not sent again",
+                export_id,
+                len(ledger),
+            )
+        if ledger.crashed_in_flight:
+            self.log.warning(
+                "%d request(s) were sent by an earlier try that stopped before their answer came "
+                "(sls_seq %s of export %s): the service may have stored them, and they are sent "
+                "again, so they are possible duplicates.",
+                len(ledger.crashed_in_flight),
+                seq_ranges(ledger.crashed_in_flight),
+                export_id,
+            )
+        return ledger
 
     def put_logs(
         self,
@@ -356,6 +419,8 @@ class SlsWebTrackingHook(BaseHook):
         tags: Mapping[str, str] | None = None,
         *,
         chunksize: int = DEFAULT_CHUNKSIZE,
+        topic_column: str | None = None,
+        export_id: str | None = None,
         **options: Any,
     ) -> ExportSummary:
         """Send ``logs`` (mappings of key -> value; values are turned into strings, ``None`` leaves
@@ -365,8 +430,10 @@ class SlsWebTrackingHook(BaseHook):
         :param topic: ``__topic__`` of every log.
         :param source: ``__source__``; ``None`` leaves it out: the service records the sender's IP.
         :param tags: ``__tags__`` of every request.
-        :param options: further :class:`~sls_provider.core.export.ExportOptions` fields
-            (``key_policy``, ``on_oversize``, ``max_workers``, ``max_logs``, ``max_bytes``, ``export_id``).
+        :param topic_column: a key whose value is each log's topic (not sent itself).
+        :param export_id: the ``sls_export`` tag of every request; ``None``: a new random id.
+        :param options: :class:`~sls_provider.core.options.ExportOptions` fields (``key_policy``,
+            ``on_oversize``, ``max_workers``, ``max_logs``, ``max_bytes``...).
         """
         if isinstance(logs, (str, bytes, Mapping, pd.DataFrame)):
             raise SlsInputError(
@@ -374,8 +441,15 @@ class SlsWebTrackingHook(BaseHook):
                 + ("; use put_dataframe for a DataFrame" if isinstance(logs, pd.DataFrame) else "")
             )
         check_chunksize(chunksize)
-        export = ExportOptions(topic=topic, source=source, tags=tags, **options)
-        return self.export(frames_from_records(logs, chunksize), export)
+        return self.export(
+            frames_from_records(logs, chunksize),
+            ExportOptions(**options),
+            topic=topic,
+            topic_column=topic_column,
+            source=source,
+            tags=tags,
+            export_id=export_id,
+        )
 
     def put_dataframe(
         self,
@@ -386,6 +460,7 @@ class SlsWebTrackingHook(BaseHook):
         tags: Mapping[str, str] | None = None,
         *,
         chunksize: int = DEFAULT_CHUNKSIZE,
+        export_id: str | None = None,
         **options: Any,
     ) -> ExportSummary:
         """Send every row of ``df`` as one log (columns -> keys).
@@ -395,36 +470,15 @@ class SlsWebTrackingHook(BaseHook):
         :param topic_column: a column holding each row's topic (null -> ``""``); not sent itself.
         :param source: ``__source__``; ``None`` leaves it out: the service records the sender's IP.
         :param tags: ``__tags__`` of every request.
-        :param options: further :class:`~sls_provider.core.export.ExportOptions` fields.
+        :param export_id: the ``sls_export`` tag of every request; ``None``: a new random id.
+        :param options: :class:`~sls_provider.core.options.ExportOptions` fields.
         """
-        export = ExportOptions(topic=topic, topic_column=topic_column, source=source, tags=tags, **options)
-        return self.export(dataframe_chunks(df, chunksize), export)
-
-
-def check_chunksize(chunksize: int) -> None:
-    if not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1:
-        raise SlsInputError(f"chunksize must be a positive integer, got {chunksize!r}")
-
-
-def as_pandas(df: Any) -> pd.DataFrame:
-    """``df`` as a pandas DataFrame; polars frames are converted, anything else is refused."""
-    if isinstance(df, pd.DataFrame):
-        return df
-    if type(df).__module__.startswith("polars"):
-        return df.to_pandas()
-    raise SlsInputError(f"Expected a pandas (or polars) DataFrame, got {type(df).__name__}")
-
-
-def dataframe_chunks(df: Any, chunksize: int) -> Iterator[Any]:
-    """Slices of ``chunksize`` rows (views, not copies). A polars DataFrame or a pyarrow Table (or
-    RecordBatch) is sliced as it is and encoded from its Arrow buffers: no pandas round trip."""
-    check_chunksize(chunksize)
-    if isinstance(df, pa.RecordBatch):
-        df = pa.Table.from_batches([df])
-    if isinstance(df, pa.Table | pl.DataFrame):
-        for start in range(0, len(df), chunksize):
-            yield df.slice(start, chunksize)
-        return
-    frame = as_pandas(df)
-    for start in range(0, len(frame), chunksize):
-        yield frame.iloc[start : start + chunksize]
+        return self.export(
+            dataframe_chunks(df, chunksize),
+            ExportOptions(**options),
+            topic=topic,
+            topic_column=topic_column,
+            source=source,
+            tags=tags,
+            export_id=export_id,
+        )

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator
 
-from sls_provider.core.client import RetryPolicy
 from sls_provider.core.compress import check_compress_type
-from sls_provider.core.errors import SlsConfigError
-from sls_provider.core.export import ExportOptions
-from sls_provider.core.ledger import Ledger, seq_ranges
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
+    ExportOptions,
+    RetryPolicy,
+    SlsConfigError,
     SlsWebTrackingHook,
-    check_chunksize,
-    dataframe_chunks,
 )
 from sls_provider.lineage import export_lineage
+from sls_provider.sources.frames import check_chunksize, dataframe_chunks
 from sls_provider.sources.readers import check_sql_reader, read_query
 
 __all__ = ["STATE_KEY", "RetryPolicy", "SlsWebTrackingOperator"]
@@ -186,21 +183,18 @@ class SlsWebTrackingOperator(BaseOperator):
         self.max_requests_per_second = max_requests_per_second
         self.max_mb_per_second = max_mb_per_second
         self.stall_timeout = stall_timeout
-        self._export_options()  # validates key_policy, on_oversize, max_workers, max_logs, max_bytes...
-
-    def _export_options(self) -> ExportOptions:
-        """The export options from this operator's attributes; validated (raises ``SlsInputError``)."""
-        return ExportOptions(
-            topic_column=self.topic_column,
-            key_policy=self.key_policy,
-            on_oversize=self.on_oversize,
-            max_workers=self.max_workers,
-            max_logs=self.max_logs,
-            max_bytes=self.max_bytes,
-            trace_tags=self.trace_tags,
-            max_requests_per_second=self.max_requests_per_second,
-            max_mb_per_second=self.max_mb_per_second,
-            stall_timeout=self.stall_timeout,
+        #: the validated export options (raises ``SlsInputError`` here, when the DAG is parsed); the
+        #: templated fields (topic, source, tags) are rendered later and passed with each export
+        self.export_options = ExportOptions(
+            key_policy=key_policy,
+            on_oversize=on_oversize,
+            max_workers=max_workers,
+            max_logs=max_logs,
+            max_bytes=max_bytes,
+            trace_tags=trace_tags,
+            max_requests_per_second=max_requests_per_second,
+            max_mb_per_second=max_mb_per_second,
+            stall_timeout=stall_timeout,
         )
 
     @cached_property
@@ -244,59 +238,41 @@ class SlsWebTrackingOperator(BaseOperator):
                 "This Airflow has no task_state_store (3.3+): resume is off, and a retry of this task "
                 "sends every row again."
             )
-        state = store.get(STATE_KEY) if store is not None else None
-        state = state if isinstance(state, dict) else None
-        # The id of an unfinished export is kept for its retries; a new export (first try, or a
-        # cleared task after success) gets a new one, so its duplicates can be told apart.
-        export_id = str(state["export_id"]) if state and state.get("export_id") else new_export_id(ti)
-        options = replace(
-            self._export_options(), topic=self.topic, source=self.source, tags=self.tags, export_id=export_id
-        )
+        ti_key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}"
         ledger = None
         if store is not None:
-            fingerprint = self.fingerprint(options)
-            ledger = Ledger(export_id, fingerprint, store=store, key=STATE_KEY, state=state or {})
-            ledger.flush()  # the export id first, so a retry after a crash keeps it
-            if len(ledger):
-                self.log.info(
-                    "Resuming export %s: %d request(s) were acknowledged by an earlier try and are "
-                    "not sent again",
-                    export_id,
-                    len(ledger),
-                )
-            if ledger.crashed_in_flight:
-                self.log.warning(
-                    "%d request(s) were sent by an earlier try that stopped before their answer came "
-                    "(sls_seq %s of export %s): the service may have stored them, and they are sent "
-                    "again, so they are possible duplicates.",
-                    len(ledger.crashed_in_flight),
-                    seq_ranges(ledger.crashed_in_flight),
-                    export_id,
-                )
-        summary = self.hook.export(self._frames(), options, ledger)
+            ledger = self.hook.resume_ledger(
+                store, key=STATE_KEY, fingerprint=self.fingerprint(), owner=ti_key
+            )
+        summary = self.hook.export(
+            self._frames(),
+            self.export_options,
+            ledger,
+            topic=self.topic,
+            topic_column=self.topic_column,
+            source=self.source,
+            tags=self.tags,
+            owner=ti_key,
+        )
         if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
             ledger.discard()
         # The export itself logged the summary ("SLS export done: ..."): not twice.
         return summary.to_dict()
 
-    def fingerprint(self, options: ExportOptions) -> str:
+    def fingerprint(self) -> str:
         """What must not change between tries for a resume to be sound: the query and its
-        parameters, the target and the options that decide how rows become requests. (The rows
-        themselves are checked request by request, see :mod:`sls_provider.core.ledger`.)"""
+        parameters, the target, what names the rows (rendered) and the options that decide how
+        rows become requests. (The rows themselves are checked request by request, see
+        :mod:`sls_provider.core.ledger`.)"""
+        options = {k: v for k, v in asdict(self.export_options).items() if k != "progress_interval"}
         facts = {
             "sql": self.sql,
             "parameters": self.parameters,
             "target": [self.sls_conn_id, self.project, self.logstore],
-            "options": {k: v for k, v in options.__dict__.items() if k not in ("progress_interval",)},
+            "rows": [self.topic, self.topic_column, self.source, self.tags],
+            "options": options,
             "chunksize": self.chunksize,
         }
         text = json.dumps(facts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def new_export_id(ti: Any) -> str:
-    """16 hex characters: 8 naming the task instance (the same for every export of it, to find them
-    all with one query prefix) and 8 random ones for this export."""
-    key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}".encode()
-    return hashlib.sha256(key).hexdigest()[:8] + secrets.token_hex(4)

@@ -21,7 +21,6 @@ from importlib.util import find_spec
 from typing import Any
 
 from sls_provider.core.errors import SlsConfigError, SlsError, SlsSourceError
-from sls_provider.core.export import frames_from_rows
 from sls_provider.sources.arrow import MySqlArrowReader, PostgresArrowReader, Unfaithful, rechunk
 from sls_provider.sources.sql import check_read_only, stream_query
 
@@ -96,7 +95,7 @@ def read_query(
             name = arrow.name
             source = _arrow_chunks(arrow, batches, chunksize)
     if source is None:
-        source = stream_query(hook, sql, parameters, chunksize, frames_from_rows)
+        source = stream_query(hook, sql, parameters, chunksize)
     logger.info("Reading the query with the %s reader: %s", name, why)
     return _named_errors(prefetch(source, PREFETCH), sql, name)
 

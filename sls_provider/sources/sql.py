@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -40,6 +40,7 @@ import sqlparse
 from sqlparse import tokens as T
 
 from sls_provider.core.errors import SlsInputError
+from sls_provider.sources.frames import frames_from_rows
 from sls_provider.sources.types import (
     MYSQL_DRIVERS,
     POSTGRES_DRIVERS,
@@ -215,10 +216,10 @@ def stream_query(
     sql: str,
     parameters: Mapping[str, Any] | Sequence[Any] | None,
     chunksize: int,
-    to_frame: Callable[[list, list[str]], pd.DataFrame],
 ) -> Iterator[pd.DataFrame]:
     """Run ``sql`` on ``hook`` (a common.sql ``DbApiHook``) and yield its rows ``chunksize`` at a time
-    as frames built by ``to_frame(rows, column_names)``, driver values put right per column."""
+    as frames of object columns (:func:`~sls_provider.sources.frames.frames_from_rows`), driver
+    values put right per column."""
     if not hasattr(hook, "get_conn") or not hasattr(hook, "run"):
         raise SlsInputError(
             f"The sql connection's hook is a {type(hook).__name__}, not a common.sql DbApiHook"
@@ -226,7 +227,7 @@ def stream_query(
     check_read_only(sql)
     conn = hook.get_conn()
     try:
-        yield from _stream(conn, sql, parameters, chunksize, to_frame)
+        yield from _stream(conn, sql, parameters, chunksize)
     except BaseException:
         # Failure or early stop (GeneratorExit): close without reading the rows still pending.
         abort(conn)
@@ -259,7 +260,6 @@ def _stream(
     sql: str,
     parameters: Mapping[str, Any] | Sequence[Any] | None,
     chunksize: int,
-    to_frame: Callable[[list, list[str]], pd.DataFrame],
 ) -> Iterator[pd.DataFrame]:
     driver = driver_name(conn)
     read_only_session(conn, driver)
@@ -286,7 +286,7 @@ def _stream(
         rows = cursor.fetchmany(chunksize)
     try:
         while rows:
-            yield fixer(to_frame(rows, names))
+            yield fixer(frames_from_rows(rows, names))
             rows = cursor.fetchmany(chunksize)
     except BaseException:
         # Before ``cursor`` is released with this frame: collecting an unbuffered cursor drains it.

@@ -13,8 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sls_provider.core.compress import check_compress_type, compress, decompress
+from sls_provider.core.compress import check_compress_type, compress
 from sls_provider.core.errors import SlsConfigError, SlsError
+
+
+def decompress(data: bytes, kind: str, raw_size: int) -> bytes:
+    """What SLS does with a body: the libraries' own decoders of the formats it expects."""
+    if kind == "lz4":
+        return lz4.block.decompress(data, uncompressed_size=raw_size)
+    if kind == "deflate":
+        return zlib.decompress(data)
+    return data
+
 
 BODY = json.dumps(
     {"__topic__": "t", "__source__": "s", "__tags__": {}, "__logs__": [{"k": f"值 {i}"} for i in range(500)]},
@@ -103,8 +113,6 @@ def test_unknown_compression_is_a_clear_error(kind: str) -> None:
         assert valid in message
     with pytest.raises(SlsConfigError):
         compress(BODY, kind)  # never the body unchanged under a wrong x-log-compresstype
-    with pytest.raises(SlsConfigError):
-        decompress(BODY, kind, len(BODY))
 
 
 def test_config_error_is_a_provider_error() -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,9 @@ from hypothesis import strategies as st
 
 from sls_provider.core.encode import EncodedRows, from_ndjson
 from sls_provider.core.errors import SlsInputError
+from sls_provider.core.options import MAX_VALUE_BYTES
 from sls_provider.core.pack import Packer, Request
+from sls_provider.core.screen import screen
 
 MIB = 1024 * 1024
 SDK_MAX_BYTES = 3 * MIB  # docs/protocol.md: 3 MB counted as 1024 * 1024 bytes
@@ -50,7 +53,34 @@ def row_of_size(size: int, fill: str = "x", key: str = "k") -> dict[str, str]:
     return row
 
 
-def run(packer: Packer, adds: Iterable[tuple[str, list[dict[str, str]]]]) -> list[Request]:
+class Screened:
+    """The export's path: rows screened for size (:mod:`sls_provider.core.screen`), then packed."""
+
+    def __init__(self, on_oversize: str = "skip", **kwargs: Any) -> None:
+        self.packer = Packer(**kwargs)
+        self.on_oversize = on_oversize
+        self.max_bytes = kwargs.get("max_bytes", SDK_MAX_BYTES)
+        self.skipped_rows = 0
+
+    def add(self, topic: str, rows: EncodedRows) -> Iterator[Request]:
+        kept, skipped = screen(
+            rows,
+            topic=topic,
+            budget=self.packer.row_budget(topic),
+            max_bytes=self.max_bytes,
+            max_value_bytes=MAX_VALUE_BYTES,
+            on_oversize=self.on_oversize,
+            first_row=0,
+            positions=None,
+        )
+        self.skipped_rows += skipped
+        return self.packer.add(topic, kept)
+
+    def finish(self) -> Iterator[Request]:
+        return self.packer.finish()
+
+
+def run(packer: Packer | Screened, adds: Iterable[tuple[str, list[dict[str, str]]]]) -> list[Request]:
     requests: list[Request] = []
     for topic, rows in adds:
         requests.extend(packer.add(topic, ndjson(rows)))
@@ -87,7 +117,7 @@ def test_a_row_filling_the_body_exactly_to_the_limit_fits(max_bytes: int) -> Non
 
 @pytest.mark.parametrize("max_bytes", [1024, 65536, SDK_MAX_BYTES])
 def test_one_byte_over_the_limit_is_refused_naming_the_size(max_bytes: int) -> None:
-    packer = Packer(source="src", max_bytes=max_bytes)
+    packer = Screened("fail", source="src", max_bytes=max_bytes)
     size = max_bytes - empty_body_size("t", "src", {}) + 1
     with pytest.raises(SlsInputError) as info:
         run(packer, [("t", [row_of_size(size)])])
@@ -101,16 +131,16 @@ def test_rows_just_under_at_and_over_the_limit_with_skip() -> None:
     max_bytes = 4096
     exact = max_bytes - empty_body_size("t", "src", {})
     rows = [row_of_size(exact - 1), row_of_size(exact), row_of_size(exact + 1), row_of_size(exact + 5000)]
-    packer = Packer(source="src", max_bytes=max_bytes, on_oversize="skip")
+    packer = Screened(source="src", max_bytes=max_bytes)
     requests = run(packer, [("t", rows)])
     assert [len(r.body) for r in requests] == [max_bytes - 1, max_bytes]
     assert [parsed(r)["__logs__"] for r in requests] == [[rows[0]], [rows[1]]]
     assert packer.skipped_rows == 2
-    assert packer.rows_by_topic == {"t": 2}
+    assert sum(r.logs for r in requests) == 2
 
 
 def test_skipped_rows_keep_the_others_in_order() -> None:
-    packer = Packer(source="s", max_bytes=2048, on_oversize="skip")
+    packer = Screened(source="s", max_bytes=2048)
     rows = [{"n": "0"}, row_of_size(5000), {"n": "2"}, row_of_size(3000), {"n": "4"}]
     [request] = run(packer, [("t", rows)])
     assert parsed(request)["__logs__"] == [{"n": "0"}, {"n": "2"}, {"n": "4"}]
@@ -118,10 +148,9 @@ def test_skipped_rows_keep_the_others_in_order() -> None:
 
 
 def test_only_oversized_rows_give_no_request() -> None:
-    packer = Packer(source="s", max_bytes=1024, on_oversize="skip")
+    packer = Screened(source="s", max_bytes=1024)
     assert run(packer, [("t", [row_of_size(2000), row_of_size(3000)])]) == []
     assert packer.skipped_rows == 2
-    assert packer.rows_by_topic.get("t", 0) == 0
 
 
 @pytest.mark.parametrize(("fill", "width"), [("é", 2), ("中", 3), ("😀", 4)])
@@ -180,7 +209,7 @@ def test_growing_sequence_numbers_never_push_a_body_over_the_limit() -> None:
     max_bytes = 1024
     exact = max_bytes - empty_body_size("t", "s", {"sls_export": "e", "sls_seq": "0"})
     rows = [row_of_size(exact - k % (SEQ_SLACK + 1)) for k in range(1500)]
-    packer = Packer(source="s", export_id="e", max_logs=1, max_bytes=max_bytes, on_oversize="skip")
+    packer = Screened(source="s", export_id="e", max_logs=1, max_bytes=max_bytes)
     requests = run(packer, [("t", rows)])
     assert requests[-1].seq >= 100  # three-digit sequence numbers reached
     check_limits(requests, 1, max_bytes)
@@ -242,7 +271,6 @@ def test_configurable_lower_limits(max_logs: int, max_bytes: int) -> None:
         {"max_logs": SDK_MAX_LOGS + 1},
         {"max_bytes": 1023},
         {"max_bytes": SDK_MAX_BYTES + 1},
-        {"on_oversize": "truncate"},
         {"source": "s" * 129},
         {"source": "é" * 65},
         {"tags": {"k": 1}},
@@ -348,7 +376,6 @@ def test_one_request_never_mixes_topics_and_order_is_kept_per_topic() -> None:
         assert body["__tags__"]["sls_seq"] == str(request.seq)
         got[request.topic].extend(body["__logs__"])
     assert got == sent
-    assert packer.rows_by_topic == {t: len(v) for t, v in sent.items()}
 
 
 def test_finish_sends_open_requests_in_order_of_first_appearance() -> None:
@@ -414,7 +441,6 @@ def test_random_adds_lose_or_duplicate_nothing_and_respect_limits(
         by_topic[request.topic].append(request)
         got[request.topic].extend(parsed(request)["__logs__"])
     assert got == {t: rows for t, rows in sent.items() if rows}
-    assert packer.rows_by_topic == {t: len(rows) for t, rows in sent.items() if rows}
     # A request is cut only when it is full: the log limit, or the next row would not fit.
     for group in by_topic.values():
         for request, following in zip(group, group[1:], strict=False):
@@ -436,7 +462,7 @@ def test_random_adds_lose_or_duplicate_nothing_and_respect_limits(
 def test_random_adds_with_oversized_rows_skip_exactly_those_and_pack_the_rest_tightly(
     adds: list[tuple[str, list[tuple[int, str]]]], max_logs: int, max_bytes: int
 ) -> None:
-    packer = Packer(source="src", max_logs=max_logs, max_bytes=max_bytes, on_oversize="skip")
+    packer = Screened(source="src", max_logs=max_logs, max_bytes=max_bytes)
     kept: dict[str, list[dict[str, str]]] = defaultdict(list)
     skipped = 0
     batches = []

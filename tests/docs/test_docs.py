@@ -606,11 +606,18 @@ def check_hook_params(table: Table) -> None:
 
 
 def check_export_options(table: Table) -> None:
+    import inspect
+
     from sls_provider.core.export import ExportOptions
+    from sls_provider.hooks.web_tracking import SlsWebTrackingHook
 
     documented = _documented(table)
-    own = {f.name: f.default for f in fields(ExportOptions) if f.name not in ("topic", "source", "tags")}
-    assert set(documented) == set(own), "hook options documented != ExportOptions"
+    # The keyword options of put_logs: its own (but chunksize, documented apart) and ExportOptions'.
+    own = {f.name: f.default for f in fields(ExportOptions)}
+    for name, parameter in inspect.signature(SlsWebTrackingHook.put_logs).parameters.items():
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "chunksize":
+            own[name] = parameter.default
+    assert set(documented) == set(own), "hook options documented != put_logs' keyword options"
     for name, row in documented.items():
         assert _literal(row[1]) == own[name], where(table, row)
 

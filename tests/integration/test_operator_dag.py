@@ -252,6 +252,7 @@ def test_every_argument_is_an_attribute_of_the_same_name() -> None:
         "retry": RetryPolicy(attempts=2),
         "max_requests_per_second": 50.0,
         "max_mb_per_second": 2.0,
+        "stall_timeout": 60.0,
         "sql_reader": "dbapi",
         "stall_timeout": 60.0,
     }

@@ -20,7 +20,8 @@ def test_plugin_fixtures_point_the_default_connection_at_an_emulator(
 def test_the_emulator_fixture_creates_logstores_on_first_write(sls_emulator: SlsEmulator) -> None:
     from sls_provider.core.client import WebTrackingClient
     from sls_provider.core.endpoint import resolve_target
-    from sls_provider.core.export import Exporter, ExportOptions, frames_from_records
+    from sls_provider.core.export import Exporter, ExportOptions
+    from sls_provider.sources.frames import frames_from_records
 
     client = WebTrackingClient(resolve_target(sls_emulator.endpoint, "any-project", "any-store"))
     Exporter(client, ExportOptions()).run(frames_from_records([{"a": "1"}], 10))

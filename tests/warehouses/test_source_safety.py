@@ -17,7 +17,6 @@ import pytest
 
 from sls_provider.core.encode import encode_frame
 from sls_provider.core.errors import SlsInputError
-from sls_provider.core.export import frames_from_rows
 from sls_provider.sources.sql import check_read_only, read_only_session, stream_query
 from tests.warehouses.conftest import MARIADB, POSTGRES, Server, require, table_name
 
@@ -38,7 +37,7 @@ class _RawHook:
 def stream_logs(hook: Any, sql: str) -> list[dict[str, str]]:
     """What the exporter would send for ``sql``."""
     logs: list[dict[str, str]] = []
-    for frame in stream_query(hook, sql, None, 2, frames_from_rows):
+    for frame in stream_query(hook, sql, None, 2):
         encoded = encode_frame(frame, [str(c) for c in frame.columns])
         logs.extend(json.loads(encoded.row(i)) for i in range(len(encoded)))
     return logs

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from sls_provider.core.export import frames_from_rows
 from sls_provider.core.values import to_text
+from sls_provider.sources.frames import frames_from_rows
 from sls_provider.sources.types import ColumnFixer, description_fixes, mysql_json, mysql_time, range_text
 
 # MySQLdb-style descriptions: (name, type_code, display_size, internal_size, precision, scale, null_ok)

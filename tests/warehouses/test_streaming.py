@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from sls_provider.core.errors import SlsInputError
-from sls_provider.core.export import frames_from_rows
 from sls_provider.sources.sql import open_cursor, stream_query
 from tests.warehouses.conftest import Server
 
@@ -27,7 +26,7 @@ def hook_for(server: Server, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> A
 
 def first_chunk_then_stop(hook: Any, sql: str) -> tuple[int, float]:
     started = time.monotonic()
-    chunks = stream_query(hook, sql, None, 1000, frames_from_rows)
+    chunks = stream_query(hook, sql, None, 1000)
     first = next(chunks)
     chunks.close()  # the consumer stops (a failed export does the same)
     return len(first), time.monotonic() - started
@@ -82,7 +81,7 @@ def test_mysql_hook_gets_an_unbuffered_cursor_and_stops_without_draining(
 def test_statement_without_result_set_is_refused(postgres: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     hook = hook_for(postgres, monkeypatch)
     with pytest.raises(Exception) as info:
-        next(stream_query(hook, "CREATE TEMP TABLE nothing (x int)", None, 10, frames_from_rows))
+        next(stream_query(hook, "CREATE TEMP TABLE nothing (x int)", None, 10))
     # A server-side cursor refuses anything but a query at DECLARE; the message says so.
     assert "syntax" in str(info.value).lower() or isinstance(info.value, SlsInputError)
 
@@ -99,7 +98,7 @@ def test_sqlite_plain_cursor_streams(tmp_path: Any, monkeypatch: pytest.MonkeyPa
     db.close()
     monkeypatch.setenv("AIRFLOW_CONN_LITE", json.dumps({"conn_type": "sqlite", "host": str(path)}))
     hook = BaseHook.get_connection("lite").get_hook()
-    sizes = [len(f) for f in stream_query(hook, "SELECT id FROM t ORDER BY id", None, 1000, frames_from_rows)]
+    sizes = [len(f) for f in stream_query(hook, "SELECT id FROM t ORDER BY id", None, 1000)]
     assert sizes == [1000, 1000, 500]
 
 

@@ -29,7 +29,6 @@ import pandas as pd
 import pytest
 
 from sls_provider.core.encode import encode_frame
-from sls_provider.core.export import frames_from_rows
 from sls_provider.emulator import SlsEmulator
 from sls_provider.sources.sql import stream_query
 from tests.conftest import LOGSTORE, PROJECT, content, sls_connection
@@ -375,7 +374,7 @@ class _RawHook:
 def stream_logs(hook: Any, sql: str, chunksize: int = 2) -> list[dict[str, str]]:
     """What the exporter would send for ``sql``: frames from the source layer, the exporter's encoder."""
     logs: list[dict[str, str]] = []
-    for frame in stream_query(hook, sql, None, chunksize, frames_from_rows):
+    for frame in stream_query(hook, sql, None, chunksize):
         encoded = encode_frame(frame, [str(c) for c in frame.columns])
         logs.extend(json.loads(encoded.row(i)) for i in range(len(encoded)))
     return logs
