@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from sls_provider.emulator import SlsEmulator, WriteQuota
-from sls_provider.emulator.limits import MB
-from sls_provider.emulator.messages import SlsError
+from sls_provider.emulator.errors import EmulatorError
+from sls_provider.emulator.protocol import MB
 from sls_provider.emulator.quota import QuotaBook
 
 
@@ -32,7 +32,7 @@ def book(shards: int = 2, **quota: float) -> tuple[QuotaBook, FakeClock]:
 def refused(quotas: QuotaBook, nbytes: int) -> str | None:
     try:
         quotas.admit("p", "s", nbytes)
-    except SlsError as err:
+    except EmulatorError as err:
         assert err.status == 403
         return err.code
     return None
@@ -79,7 +79,7 @@ def test_project_quota_is_checked_first_and_spans_logstores() -> None:
     quotas.set_project("p", WriteQuota(writes_per_second=2))
     quotas.admit("p", "a", 1)
     quotas.admit("p", "b", 1)
-    with pytest.raises(SlsError) as caught:
+    with pytest.raises(EmulatorError) as caught:
         quotas.admit("p", "a", 1)
     assert (caught.value.status, caught.value.code) == (403, "WriteQuotaExceed")
     assert "Project write quota exceed" in caught.value.message

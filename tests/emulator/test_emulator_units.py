@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sls_provider.emulator.hosts import project_from_host
-from sls_provider.emulator.messages import SlsError
-from sls_provider.emulator.query import compile_query
+from sls_provider.emulator.backend import compile_query
+from sls_provider.emulator.errors import EmulatorError
+from sls_provider.emulator.protocol import project_from_host
 
 
 @pytest.mark.parametrize(
@@ -44,5 +44,5 @@ def test_query_terms() -> None:
     ]:
         predicate = compile_query(text)
         assert predicate is not None and predicate(row) is expected, text
-    with pytest.raises(SlsError):
+    with pytest.raises(EmulatorError):
         compile_query("k: value or k: other")
