@@ -32,9 +32,11 @@ ERRORS = [
     "SlsConfigError",
     "SlsError",
     "SlsInputError",
+    "SlsQuotaError",
     "SlsRequestError",
     "SlsRetryableError",
     "SlsServiceError",
+    "SlsSourceError",
 ]
 #: What a user of the hook or the operator needs, and where it must be importable from.
 USER_NAMES = {
