@@ -91,6 +91,16 @@ class EmulatorState:
     on_request: Callable[[Record], None] | None = None
     quotas: QuotaBook = field(default_factory=QuotaBook)
 
+    def reset(self) -> None:
+        """A clean slate between tests: logs, the request record, armed faults and every counter go;
+        logstores and quotas (configuration) stay. ``SlsEmulator.clear()`` and ``POST
+        /_emulator/reset`` both call this, so a fault armed by one test never fires in the next."""
+        self.store.clear_logs()
+        self.requests.clear()
+        self.faults.clear()
+        self.faults.reset_counters()
+        self.quotas.reset_counters()
+
     def require_logstore(self, project: str, logstore: str, *, writing: bool = False) -> LogstoreInfo:
         """The logstore, or 404 ProjectNotExist / LogStoreNotExist (auto-created on writes if asked)."""
         info = self.store.logstore(project, logstore)

@@ -116,16 +116,6 @@ def _configure_fault(state: EmulatorState, req: HttpRequest) -> Response:
     return json_response({"injected": state.faults.injected})
 
 
-def _reset(state: EmulatorState) -> Response:
-    """Logs, request record, faults and fault counters go; logstores stay."""
-    state.store.clear_logs()
-    state.requests.clear()
-    state.faults.clear()
-    state.faults.reset_counters()
-    state.quotas.reset_counters()
-    return Response()
-
-
 def handle_admin(state: EmulatorState, req: HttpRequest, name: str) -> Response:
     route = (req.method, name)
     if route == ("GET", "counts"):
@@ -152,7 +142,8 @@ def handle_admin(state: EmulatorState, req: HttpRequest, name: str) -> Response:
     if route == ("POST", "quotas"):
         return _set_project_quota(state, req)
     if route == ("POST", "reset"):
-        return _reset(state)
+        state.reset()
+        return Response()
     raise EmulatorError(404, ErrorCode.NOT_FOUND, f"No admin route {req.method} /_emulator/{name}.")
 
 

@@ -349,8 +349,6 @@ class SlsEmulator:
         return self._state.faults
 
     def clear(self) -> None:
-        """Drop stored logs, the request record and fault counters; logstores and armed faults stay."""
-        self._state.store.clear_logs()
-        self._state.requests.clear()
-        self._state.faults.reset_counters()
-        self._state.quotas.reset_counters()
+        """Drop stored logs, the request record, armed faults and every counter; logstores and
+        quotas stay. The same as ``POST /_emulator/reset``."""
+        self._state.reset()
