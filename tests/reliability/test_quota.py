@@ -17,6 +17,7 @@ from sls_provider.core.client import RetryPolicy
 from sls_provider.core.errors import SlsQuotaError, SlsRetryableError
 from sls_provider.emulator import SlsEmulator, WriteQuota
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
+from sls_provider.testing import EmulatorFactory
 from tests.conftest import LOGSTORE, PROJECT, sls_connection
 
 FAST = RetryPolicy(attempts=4, deadline=30, backoff=0.001, max_backoff=0.01)
@@ -29,11 +30,11 @@ def frame(rows: int, start: int = 0) -> pd.DataFrame:
 
 
 @pytest.fixture
-def quota_emulator(monkeypatch: pytest.MonkeyPatch):
-    with SlsEmulator() as emu:
-        monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emu.endpoint))
-        yield emu
-    emu.close()
+def quota_emulator(sls_emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch) -> SlsEmulator:
+    """An emulator with no logstore yet (each test creates ``proj/store`` with its quota)."""
+    emu = sls_emulator_factory()
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emu.endpoint))
+    return emu
 
 
 def stored_ids(emu: SlsEmulator) -> Counter[int]:
