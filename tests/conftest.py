@@ -22,10 +22,16 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_HOME / "dags")
 os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "")
 
+from sls_provider.core.client import RetryPolicy  # noqa: E402
 from sls_provider.emulator import SlsEmulator  # noqa: E402
 from sls_provider.testing import EmulatorFactory, connection_json  # noqa: E402
 
 PROJECT, LOGSTORE = "proj", "store"
+
+#: The suite's one fast retry policy: waits of a millisecond or so, so a retried test stays quick.
+#: A test that needs its own attempts or deadline says only that:
+#: ``dataclasses.replace(FAST_RETRY, attempts=4)``.
+FAST_RETRY = RetryPolicy(attempts=8, deadline=60, backoff=0.001, max_backoff=0.01)
 
 
 @pytest.fixture(scope="session")
