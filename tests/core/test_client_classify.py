@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -17,6 +16,7 @@ from sls_provider.core.endpoint import Target, resolve_target
 from sls_provider.core.errors import SlsRequestError, SlsRetryableError, SlsServiceError
 from sls_provider.core.pack import Request
 from sls_provider.emulator import SlsEmulator
+from sls_provider.testing import EmulatorFactory
 from tests.conftest import FAST_RETRY
 
 PROJECT, LOGSTORE = "proj", "store"
@@ -24,11 +24,8 @@ BODY = json.dumps({"__topic__": "t", "__source__": "s", "__tags__": {}, "__logs_
 
 
 @pytest.fixture
-def emu() -> Iterator[SlsEmulator]:
-    with SlsEmulator() as emulator:
-        emulator.create_logstore(PROJECT, LOGSTORE, web_tracking=True)
-        yield emulator
-    emulator.close()
+def emu(sls_emulator_factory: EmulatorFactory) -> SlsEmulator:
+    return sls_emulator_factory(logstores=[(PROJECT, LOGSTORE)])
 
 
 @pytest.fixture

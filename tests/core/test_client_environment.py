@@ -30,6 +30,7 @@ from sls_provider.core.endpoint import resolve_target
 from sls_provider.core.errors import SlsRetryableError
 from sls_provider.core.pack import Request
 from sls_provider.emulator import SlsEmulator
+from sls_provider.testing import EmulatorFactory
 from tests.conftest import FAST_RETRY
 
 PROJECT, LOGSTORE = "proj", "store"
@@ -92,10 +93,8 @@ class ForwardingProxy:
 
 
 @pytest.fixture
-def emu() -> Iterator[SlsEmulator]:
-    with SlsEmulator() as emulator:
-        emulator.create_logstore(PROJECT, LOGSTORE, web_tracking=True)
-        yield emulator
+def emu(sls_emulator_factory: EmulatorFactory) -> SlsEmulator:
+    return sls_emulator_factory(logstores=[(PROJECT, LOGSTORE)])
 
 
 @pytest.fixture
