@@ -7,12 +7,10 @@ before any test module imports Airflow.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +22,16 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_HOME / "dags")
 os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "")
 
+from sls_provider.core.client import RetryPolicy  # noqa: E402
 from sls_provider.emulator import SlsEmulator  # noqa: E402
+from sls_provider.testing import EmulatorFactory, connection_json  # noqa: E402
 
 PROJECT, LOGSTORE = "proj", "store"
+
+#: The suite's one fast retry policy: waits of a millisecond or so, so a retried test stays quick.
+#: A test that needs its own attempts or deadline says only that:
+#: ``dataclasses.replace(FAST_RETRY, attempts=4)``.
+FAST_RETRY = RetryPolicy(attempts=8, deadline=60, backoff=0.001, max_backoff=0.01)
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +44,9 @@ def airflow_db() -> Path:
 
 
 @pytest.fixture
-def emulator() -> Iterator[SlsEmulator]:
-    """A fresh in-memory emulator with ``proj/store`` (web tracking on)."""
-    with SlsEmulator() as emu:
-        emu.create_logstore(PROJECT, LOGSTORE, web_tracking=True)
-        yield emu
+def emulator(sls_emulator_factory: EmulatorFactory) -> SlsEmulator:
+    """A fresh in-memory emulator with ``proj/store`` (web tracking on); no auto-creation."""
+    return sls_emulator_factory(logstores=[(PROJECT, LOGSTORE)])
 
 
 def content(log: dict[str, str]) -> dict[str, str]:
@@ -52,9 +55,8 @@ def content(log: dict[str, str]) -> dict[str, str]:
 
 
 def sls_connection(endpoint: str, **extra: object) -> str:
-    return json.dumps(
-        {"conn_type": "sls", "host": endpoint, "extra": {"project": PROJECT, "logstore": LOGSTORE, **extra}}
-    )
+    """An ``sls`` connection to ``proj/store`` at ``endpoint`` (the shipped ``connection_json``)."""
+    return connection_json(endpoint, project=PROJECT, logstore=LOGSTORE, **extra)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from sls_provider.emulator.backend import Record
 from sls_provider.emulator.quota import SHARD_MB_PER_SECOND, SHARD_WRITES_PER_SECOND, WriteQuota
-from sls_provider.emulator.records import Record
 from sls_provider.emulator.server import SlsEmulator
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sls_provider.emulator.messages import SlsError
+from sls_provider.emulator.errors import EmulatorError, ErrorCode
 
 KINDS = ("fail_next", "fail_every", "fail_fraction", "latency", "drop_next", "accept_then_fail")
 
@@ -26,9 +26,9 @@ class _ErrorSpec:
     message: str | None
     retry_after: float | None
 
-    def error(self, kind: str) -> SlsError:
+    def error(self, kind: str) -> EmulatorError:
         text = self.message or f"Injected fault ({kind}): {self.error_code}."
-        return SlsError(self.status, self.error_code, text, retry_after=self.retry_after)
+        return EmulatorError(self.status, self.error_code, text, retry_after=self.retry_after)
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Decision:
 
     fault: str | None = None
     drop: bool = False
-    error: SlsError | None = None
+    error: EmulatorError | None = None
     delay: float = 0.0
 
 
@@ -73,7 +73,7 @@ class FaultInjector:
         self,
         n: int = 1,
         status: int = 503,
-        error_code: str = "ServerBusy",
+        error_code: str = ErrorCode.SERVER_BUSY,
         message: str | None = None,
         retry_after: float | None = None,
     ) -> None:
@@ -85,7 +85,7 @@ class FaultInjector:
         self,
         nth: int,
         status: int = 503,
-        error_code: str = "ServerBusy",
+        error_code: str = ErrorCode.SERVER_BUSY,
         message: str | None = None,
         retry_after: float | None = None,
     ) -> None:
@@ -100,7 +100,7 @@ class FaultInjector:
         fraction: float,
         seed: int = 0,
         status: int = 503,
-        error_code: str = "ServerBusy",
+        error_code: str = ErrorCode.SERVER_BUSY,
         message: str | None = None,
         retry_after: float | None = None,
     ) -> None:
@@ -125,7 +125,7 @@ class FaultInjector:
         self,
         n: int = 1,
         status: int = 503,
-        error_code: str = "ServerBusy",
+        error_code: str = ErrorCode.SERVER_BUSY,
         message: str | None = None,
         retry_after: float | None = None,
     ) -> None:
@@ -144,7 +144,7 @@ class FaultInjector:
     def _fired(self, kind: str) -> None:
         self._counters[kind] += 1
 
-    def _pick_error(self) -> tuple[str, SlsError] | None:
+    def _pick_error(self) -> tuple[str, EmulatorError] | None:
         """Called with the lock held. Counters advance for every /track request."""
         every_hit = fraction_hit = False
         if self._fail_every is not None:
@@ -184,7 +184,7 @@ class FaultInjector:
                 self._fired(picked[0])
             return decision
 
-    def after_store(self) -> SlsError | None:
+    def after_store(self) -> EmulatorError | None:
         """After a successful store: the error to answer instead of 200, if armed."""
         with self._lock:
             if self._accept_then_fail is None or self._accept_then_fail[0] <= 0:

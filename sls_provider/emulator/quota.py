@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sls_provider.emulator.limits import MB
-from sls_provider.emulator.messages import SlsError
+from sls_provider.emulator.errors import EmulatorError, ErrorCode
+from sls_provider.emulator.protocol import MB
 
 #: SLS's per-shard write quota (MB is 1024 * 1024 bytes here, as in the service's limits).
 SHARD_MB_PER_SECOND = 5.0
@@ -103,17 +103,17 @@ class _Limit:
         self.counters.refused_bytes += nbytes
 
 
-def _refusal(kind: str, quota: WriteQuota, name: str) -> SlsError:
+def _refusal(kind: str, quota: WriteQuota, name: str) -> EmulatorError:
     if kind == "project":
-        return SlsError(
+        return EmulatorError(
             403,
-            "WriteQuotaExceed",
+            ErrorCode.WRITE_QUOTA_EXCEED,
             f"Project write quota exceed: inflow {quota.mb_per_second:g} MB/s, "
             f"writes {quota.writes_per_second:g}/s, project: {name}",
         )
-    return SlsError(
+    return EmulatorError(
         403,
-        "ShardWriteQuotaExceed",
+        ErrorCode.SHARD_WRITE_QUOTA_EXCEED,
         f"Shard write quota exceed: {quota.mb_per_second:g} MB/s, {quota.writes_per_second:g} "
         f"writes/s per shard, {name}",
     )

@@ -1,4 +1,9 @@
-"""``SlsEmulator``: a local Simple Log Service that accepts PutWebTracking, served on a thread.
+"""Transport and lifecycle: ``SlsEmulator``, a local Simple Log Service served on a thread.
+
+``EmulatorHandler`` speaks HTTP/1.1: it reads one request (bounded), hands it to
+``responses.dispatch`` and writes the answer. Every answer carries Content-Length so keep-alive
+works with pooled clients. Oversized or malformed framing is answered and the connection closed;
+a truncated upload is just closed.
 
 Binds to 127.0.0.1 unless told otherwise: the emulator has no authentication, so exposing it
 (``host="0.0.0.0"``) is an explicit choice.
@@ -9,21 +14,141 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+from sls_provider.emulator.backend import EmulatorState, Record, RequestLog, select_logs
+from sls_provider.emulator.errors import EmulatorError, ErrorCode
 from sls_provider.emulator.faults import FaultInjector
-from sls_provider.emulator.handler import EmulatorHandler
-from sls_provider.emulator.query import select_logs
+from sls_provider.emulator.protocol import MAX_CONTENT_LENGTH, MAX_DRAIN_BYTES, HttpRequest, new_request_id
 from sls_provider.emulator.quota import ShardCounters, WriteQuota
-from sls_provider.emulator.records import Record, RequestLog
-from sls_provider.emulator.sqlite_store import SqliteStore
-from sls_provider.emulator.state import EmulatorState
-from sls_provider.emulator.store import CountKey, MemoryStore, Store
+from sls_provider.emulator.responses import (
+    CORS_HEADERS,
+    Response,
+    dispatch,
+    error_response,
+    finish,
+    new_record,
+)
+from sls_provider.emulator.storage import CountKey, MemoryStore, SqliteStore, Store
 
 
+# -- HTTP/1.1 transport ------------------------------------------------------------------------
+class EmulatorHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "sls-emulator"
+    sys_version = ""
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms stalls
+    timeout = 60  # an idle keep-alive connection (or a stalled upload) frees its thread after this
+
+    @property
+    def state(self) -> EmulatorState:
+        state: EmulatorState = self.server.state  # type: ignore[attr-defined]
+        return state
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence http.server's stderr line; the emulator has its own per-request hook."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed HTTP (bad request line, unknown method...) gets an SLS-style JSON error too."""
+        self.request_version = "HTTP/1.1"  # always send a status line, even for HTTP/0.9 garbage
+        self.close_connection = True
+        err = EmulatorError(code, ErrorCode.INVALID_REQUEST, message or "Malformed HTTP request.")
+        resp = error_response(err)
+        resp.close = True
+        resp.headers.update(CORS_HEADERS)
+        resp.headers["x-log-requestid"] = new_request_id()
+        self._write(resp)
+
+    def _request(self, body: bytes) -> HttpRequest:
+        url = urlsplit(self.path)
+        return HttpRequest(
+            method=self.command,
+            path=url.path,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            client_ip=self.client_address[0],
+            client_port=self.client_address[1],
+        )
+
+    def _write(self, resp: Response) -> None:
+        if resp.delay:
+            time.sleep(resp.delay)
+        if resp.drop:
+            self.close_connection = True
+            return
+        self.send_response(resp.status)
+        for name, value in resp.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(resp.body)))
+        if resp.close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(resp.body)
+        self.wfile.flush()
+
+    def _refuse_framing(self, err: EmulatorError, length: int) -> None:
+        """Answer before reading the body, then discard a bounded amount of it and close."""
+        request_id = new_request_id()
+        resp = error_response(err)
+        resp.close = True
+        self._write(finish(self.state, new_record(self._request(b""), request_id), resp, request_id))
+        self.connection.settimeout(1.0)
+        left = min(length, MAX_DRAIN_BYTES)
+        try:
+            while left > 0 and (chunk := self.rfile.read1(min(left, 1 << 16))):
+                left -= len(chunk)
+        except OSError:
+            pass
+
+    def _content_length(self) -> int | None:
+        """The declared body size, or None after answering an unacceptable one."""
+        if self.headers.get("Transfer-Encoding"):
+            self._refuse_framing(
+                EmulatorError(411, ErrorCode.MISSING_CONTENT_LENGTH, "Send a Content-Length body."), 0
+            )
+            return None
+        text = self.headers.get("Content-Length", "0")
+        try:
+            length = int(text)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self._refuse_framing(EmulatorError.bad_body(f"Bad Content-Length {text!r}."), 0)
+            return None
+        if length > MAX_CONTENT_LENGTH:
+            err = EmulatorError.too_large(f"Content-Length {length} is over the 3 MB limit.")
+            self._refuse_framing(err, length)
+            return None
+        return length
+
+    def _handle(self) -> None:
+        length = self._content_length()
+        if length is None:
+            return
+        try:
+            body = self.rfile.read(length) if length else b""
+        except (TimeoutError, OSError):
+            body = b""
+        if len(body) < length:  # truncated upload: the client went away, nothing to answer
+            self.close_connection = True
+            return
+        request_id = new_request_id()
+        self._write(dispatch(self.state, self._request(body), request_id))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = _handle
+
+
+# -- the server and its lifecycle -----------------------------------------------------------
 class _Server(ThreadingHTTPServer):
     """Threaded server that remembers open connections so ``stop()`` can end keep-alive threads."""
 
@@ -224,8 +349,6 @@ class SlsEmulator:
         return self._state.faults
 
     def clear(self) -> None:
-        """Drop stored logs, the request record and fault counters; logstores and armed faults stay."""
-        self._state.store.clear_logs()
-        self._state.requests.clear()
-        self._state.faults.reset_counters()
-        self._state.quotas.reset_counters()
+        """Drop stored logs, the request record, armed faults and every counter; logstores and
+        quotas stay. The same as ``POST /_emulator/reset``."""
+        self._state.reset()

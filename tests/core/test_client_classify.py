@@ -5,28 +5,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import requests
 import urllib3
 
-from sls_provider.core.client import Answer, RetryPolicy, WebTrackingClient, classify
+from sls_provider.core.client import Answer, WebTrackingClient, classify
 from sls_provider.core.endpoint import Target, resolve_target
 from sls_provider.core.errors import SlsRequestError, SlsRetryableError, SlsServiceError
 from sls_provider.core.pack import Request
 from sls_provider.emulator import SlsEmulator
+from sls_provider.testing import EmulatorFactory
+from tests.conftest import FAST_RETRY
 
 PROJECT, LOGSTORE = "proj", "store"
 BODY = json.dumps({"__topic__": "t", "__source__": "s", "__tags__": {}, "__logs__": [{"k": "v"}]}).encode()
 
 
 @pytest.fixture
-def emu() -> Iterator[SlsEmulator]:
-    with SlsEmulator() as emulator:
-        emulator.create_logstore(PROJECT, LOGSTORE, web_tracking=True)
-        yield emulator
-    emulator.close()
+def emu(sls_emulator_factory: EmulatorFactory) -> SlsEmulator:
+    return sls_emulator_factory(logstores=[(PROJECT, LOGSTORE)])
 
 
 @pytest.fixture
@@ -199,7 +198,7 @@ def request_of(logs: int = 1) -> Request:
     return Request(seq=7, topic="orders", body=body, logs=logs)
 
 
-FAST = RetryPolicy(attempts=4, deadline=10, backoff=0.001, max_backoff=0.01)
+FAST = replace(FAST_RETRY, attempts=4, deadline=10)
 
 
 @pytest.mark.parametrize("compress_type", ["lz4", "deflate", "none"])

@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,6 +30,8 @@ from sls_provider.core.endpoint import resolve_target
 from sls_provider.core.errors import SlsRetryableError
 from sls_provider.core.pack import Request
 from sls_provider.emulator import SlsEmulator
+from sls_provider.testing import EmulatorFactory
+from tests.conftest import FAST_RETRY
 
 PROJECT, LOGSTORE = "proj", "store"
 PROXY_VARIABLES = (
@@ -90,10 +93,8 @@ class ForwardingProxy:
 
 
 @pytest.fixture
-def emu() -> Iterator[SlsEmulator]:
-    with SlsEmulator() as emulator:
-        emulator.create_logstore(PROJECT, LOGSTORE, web_tracking=True)
-        yield emulator
+def emu(sls_emulator_factory: EmulatorFactory) -> SlsEmulator:
+    return sls_emulator_factory(logstores=[(PROJECT, LOGSTORE)])
 
 
 @pytest.fixture
@@ -145,7 +146,7 @@ def test_an_unreachable_proxy_is_a_connection_error_that_sent_nothing(
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed.getsockname()[1]}")
-    retry = RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.001)
+    retry = replace(FAST_RETRY, attempts=2)
     client = WebTrackingClient(resolve_target(emu.endpoint, PROJECT, LOGSTORE), retry=retry)
     try:
         with pytest.raises(SlsRetryableError, match="Could not connect") as info:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ from sls_provider.core.errors import SlsRequestError, SlsRetryableError, SlsServ
 from sls_provider.core.export import Exporter, ExportOptions
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.pack import Request
+from tests.conftest import FAST_RETRY
 from tests.core.peers import Peer, answer, in_thread, peer
 from tests.core.test_ledger import RecordingStore
 
@@ -95,7 +97,7 @@ def test_trickled_body_ends_the_try(head: bytes) -> None:
 
 def test_the_retry_deadline_cuts_a_running_try() -> None:
     # Each try may take 2 x 20 s; the retry deadline (3 s) must still hold.
-    policy = RetryPolicy(attempts=5, deadline=3, backoff=0.01)
+    policy = replace(FAST_RETRY, attempts=5, deadline=3)
     with peer(trickle(b"x-log-requestid: ABC\r\n")) as server:
         started = time.monotonic()
         error = send(client_for(server, timeout=20.0, retry=policy), bound=35)
@@ -135,7 +137,7 @@ def test_a_200_that_does_not_look_like_sls_is_an_error(
     headers: dict[str, str], body: bytes, says: list[str]
 ) -> None:
     with peer(lambda conn, _: conn.sendall(answer("200 OK", body, headers))) as server:
-        error = send(client_for(server, retry=RetryPolicy(attempts=4, backoff=0.001)))
+        error = send(client_for(server, retry=replace(FAST_RETRY, attempts=4)))
     assert isinstance(error, SlsRequestError)  # final: asking again gets the same page
     assert error.ambiguous is True  # a proxy may have forwarded the request first
     assert error.status == 200

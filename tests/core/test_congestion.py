@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sls_provider.core.congestion import SendController
-from sls_provider.emulator.messages import SlsError
+from sls_provider.emulator.errors import EmulatorError
 from sls_provider.emulator.quota import QuotaBook, WriteQuota
 
 MB = 1024 * 1024
@@ -54,7 +54,7 @@ def simulate(
         stats[i]["sent"] += 1
         try:
             quotas.admit("p", "s", SIZE)
-        except SlsError:
+        except EmulatorError:
             stats[i]["refused"] += 1
             control.on_throttle(start)
         else:

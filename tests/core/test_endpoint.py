@@ -5,7 +5,6 @@ and send ``Host: {project}.{endpoint}`` (port included)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -13,6 +12,7 @@ import requests
 from sls_provider.core.endpoint import resolve_target
 from sls_provider.core.errors import SlsConfigError
 from sls_provider.emulator import SlsEmulator
+from sls_provider.testing import EmulatorFactory
 
 
 @pytest.mark.parametrize(
@@ -168,12 +168,8 @@ def test_only_literal_hosts_are_connected_to_directly(
 
 
 @pytest.fixture
-def emu() -> Iterator[SlsEmulator]:
-    with SlsEmulator() as emulator:
-        emulator.create_logstore("proj-a", "store_1", web_tracking=True)
-        emulator.create_logstore("proj-b", "store_1", web_tracking=True)
-        yield emulator
-    emulator.close()
+def emu(sls_emulator_factory: EmulatorFactory) -> SlsEmulator:
+    return sls_emulator_factory(logstores=[("proj-a", "store_1"), ("proj-b", "store_1")])
 
 
 def test_a_resolved_local_target_reaches_the_right_project(emu: SlsEmulator) -> None:

@@ -15,16 +15,15 @@ import pytest
 import requests
 
 from sls_provider.emulator import SlsEmulator
+from sls_provider.testing import EmulatorFactory
 
 Track = Callable[..., requests.Response]
 
 
 @pytest.fixture
-def emu() -> Iterator[SlsEmulator]:
-    with SlsEmulator() as emulator:
-        emulator.create_logstore("proj", "store", web_tracking=True)
-        yield emulator
-    emulator.close()
+def emu(sls_emulator_factory: EmulatorFactory) -> SlsEmulator:
+    """``proj/store`` with web tracking on; no auto-creation (unknown logstores are 404s)."""
+    return sls_emulator_factory(logstores=[("proj", "store")])
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from sls_provider.emulator import SlsEmulator
+from sls_provider.emulator import SlsEmulator, WriteQuota
 
 
 def test_fail_next(emu: SlsEmulator, track, expect_error) -> None:
@@ -138,6 +138,30 @@ def test_drop_over_http_and_reset(emu: SlsEmulator, track) -> None:
     assert requests.post(f"{admin}/reset", timeout=5).status_code == 200
     assert track([{"a": "1"}]).status_code == 200  # reset disarmed the faults
     assert emu.count("proj", "store") == 1 and emu.faults.injected["drop_next"] == 0
+
+
+@pytest.mark.parametrize("how", ["python", "admin"])
+def test_clear_and_admin_reset_treat_armed_faults_alike(emu: SlsEmulator, track, how: str) -> None:
+    """Both are the clean slate between tests: a fault armed before must not fire after."""
+    emu.faults.fail_next(5)
+    emu.faults.latency(0.5)
+    emu.faults.accept_then_fail(5)
+    emu.set_project_quota("proj", WriteQuota(writes_per_second=1000))
+    assert track([{"a": "1"}]).status_code == 503
+    if how == "python":
+        emu.clear()
+    else:
+        assert requests.post(f"{emu.endpoint}/_emulator/reset", timeout=5).status_code == 200
+    started = time.monotonic()
+    assert track([{"a": "1"}]).status_code == 200
+    assert time.monotonic() - started < 0.5  # latency disarmed too (a hang bound, not a speed target)
+    # (the admin reset is itself recorded, after the reset)
+    assert [r["fault"] for r in emu.requests.where(path="/logstores/store/track")] == [None]
+    assert emu.count("proj", "store") == 1
+    assert emu.faults.injected == dict.fromkeys(emu.faults.injected, 0)
+    # Configuration stays: the logstore and the project quota (its counters start again).
+    counters = emu.project_counters("proj")
+    assert counters is not None and counters.accepted == 1
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,11 @@ import sys
 import pytest
 import requests
 
-from sls_provider.emulator import SlsEmulator, WriteQuota
-from sls_provider.emulator.limits import MB
-from sls_provider.emulator.messages import SlsError
+from sls_provider.emulator import WriteQuota
+from sls_provider.emulator.errors import EmulatorError
+from sls_provider.emulator.protocol import MB
 from sls_provider.emulator.quota import QuotaBook
+from sls_provider.testing import EmulatorFactory
 
 
 class FakeClock:
@@ -32,7 +33,7 @@ def book(shards: int = 2, **quota: float) -> tuple[QuotaBook, FakeClock]:
 def refused(quotas: QuotaBook, nbytes: int) -> str | None:
     try:
         quotas.admit("p", "s", nbytes)
-    except SlsError as err:
+    except EmulatorError as err:
         assert err.status == 403
         return err.code
     return None
@@ -79,7 +80,7 @@ def test_project_quota_is_checked_first_and_spans_logstores() -> None:
     quotas.set_project("p", WriteQuota(writes_per_second=2))
     quotas.admit("p", "a", 1)
     quotas.admit("p", "b", 1)
-    with pytest.raises(SlsError) as caught:
+    with pytest.raises(EmulatorError) as caught:
         quotas.admit("p", "a", 1)
     assert (caught.value.status, caught.value.code) == (403, "WriteQuotaExceed")
     assert "Project write quota exceed" in caught.value.message
@@ -118,45 +119,47 @@ def test_bad_quota_values() -> None:
 # -- over HTTP ---------------------------------------------------------------------------------------
 
 
-def test_over_quota_is_refused_with_the_service_answer_and_nothing_stored(expect_error) -> None:
-    with SlsEmulator() as emu:
-        emu.create_logstore("proj", "store", shards=2, quota=WriteQuota(writes_per_second=1))
-        session = requests.Session()
-        url = f"{emu.endpoint}/logstores/store/track"
-        headers = {"Host": f"proj.127.0.0.1:{emu.port}", "x-log-apiversion": "0.6.0"}
-        answers = [session.post(url, data=b'{"__logs__":[{"a":"1"}]}', headers=headers) for _ in range(3)]
-        assert [a.status_code for a in answers] == [200, 200, 403]
-        expect_error(answers[2], 403, "ShardWriteQuotaExceed")
-        assert emu.count("proj", "store") == 2
-        assert [(s.accepted, s.refused) for s in emu.shard_counters("proj", "store")] == [(1, 1), (1, 0)]
-        assert emu.requests[2]["error_code"] == "ShardWriteQuotaExceed"
-        admin = session.get(f"{emu.endpoint}/_emulator/quotas").json()
-        (store,) = admin["logstores"]
-        assert [(s["accepted"], s["refused"]) for s in store["shards"]] == [(1, 1), (1, 0)]
-        assert store["quota"]["writes_per_second"] == 1
-        described = session.get(f"{emu.endpoint}/logstores/store", headers=headers).json()
-        assert described["shardCount"] == 2
-    emu.close()
+def test_over_quota_is_refused_with_the_service_answer_and_nothing_stored(
+    sls_emulator_factory: EmulatorFactory, expect_error
+) -> None:
+    emu = sls_emulator_factory()
+    emu.create_logstore("proj", "store", shards=2, quota=WriteQuota(writes_per_second=1))
+    session = requests.Session()
+    url = f"{emu.endpoint}/logstores/store/track"
+    headers = {"Host": f"proj.127.0.0.1:{emu.port}", "x-log-apiversion": "0.6.0"}
+    answers = [session.post(url, data=b'{"__logs__":[{"a":"1"}]}', headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 403]
+    expect_error(answers[2], 403, "ShardWriteQuotaExceed")
+    assert emu.count("proj", "store") == 2
+    assert [(s.accepted, s.refused) for s in emu.shard_counters("proj", "store")] == [(1, 1), (1, 0)]
+    assert emu.requests[2]["error_code"] == "ShardWriteQuotaExceed"
+    admin = session.get(f"{emu.endpoint}/_emulator/quotas").json()
+    (store,) = admin["logstores"]
+    assert [(s["accepted"], s["refused"]) for s in store["shards"]] == [(1, 1), (1, 0)]
+    assert store["quota"]["writes_per_second"] == 1
+    described = session.get(f"{emu.endpoint}/logstores/store", headers=headers).json()
+    assert described["shardCount"] == 2
 
 
-def test_admin_creates_a_logstore_with_shards_and_quota_and_a_project_quota() -> None:
-    with SlsEmulator() as emu:
-        session = requests.Session()
-        spec = {"project": "proj", "logstore": "s", "shards": 3, "quota": {"mb_per_second": 0.5}}
-        created = session.post(f"{emu.endpoint}/_emulator/logstores", json=spec)
-        assert created.status_code == 200 and created.json()["shardCount"] == 3
-        assert len(emu.shard_counters("proj", "s")) == 3
-        bad = session.post(f"{emu.endpoint}/_emulator/logstores", json={**spec, "quota": {"x": 1}})
-        assert bad.status_code == 400 and "Bad quota" in bad.json()["errorMessage"]
-        answer = session.post(
-            f"{emu.endpoint}/_emulator/quotas", json={"project": "proj", "quota": {"writes_per_second": 1}}
-        )
-        assert answer.status_code == 200 and answer.json()["projects"][0]["project"] == "proj"
-        url = f"{emu.endpoint}/logstores/s/track"
-        headers = {"Host": f"proj.127.0.0.1:{emu.port}", "x-log-apiversion": "0.6.0"}
-        codes = [session.post(url, data=b'{"__logs__":[{"a":"1"}]}', headers=headers) for _ in range(2)]
-        assert codes[1].status_code == 403 and codes[1].json()["errorCode"] == "WriteQuotaExceed"
-    emu.close()
+def test_admin_creates_a_logstore_with_shards_and_quota_and_a_project_quota(
+    sls_emulator_factory: EmulatorFactory,
+) -> None:
+    emu = sls_emulator_factory()
+    session = requests.Session()
+    spec = {"project": "proj", "logstore": "s", "shards": 3, "quota": {"mb_per_second": 0.5}}
+    created = session.post(f"{emu.endpoint}/_emulator/logstores", json=spec)
+    assert created.status_code == 200 and created.json()["shardCount"] == 3
+    assert len(emu.shard_counters("proj", "s")) == 3
+    bad = session.post(f"{emu.endpoint}/_emulator/logstores", json={**spec, "quota": {"x": 1}})
+    assert bad.status_code == 400 and "Bad quota" in bad.json()["errorMessage"]
+    answer = session.post(
+        f"{emu.endpoint}/_emulator/quotas", json={"project": "proj", "quota": {"writes_per_second": 1}}
+    )
+    assert answer.status_code == 200 and answer.json()["projects"][0]["project"] == "proj"
+    url = f"{emu.endpoint}/logstores/s/track"
+    headers = {"Host": f"proj.127.0.0.1:{emu.port}", "x-log-apiversion": "0.6.0"}
+    codes = [session.post(url, data=b'{"__logs__":[{"a":"1"}]}', headers=headers) for _ in range(2)]
+    assert codes[1].status_code == 403 and codes[1].json()["errorCode"] == "WriteQuotaExceed"
 
 
 def test_cli_flags_make_a_quota() -> None:

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from sls_provider.emulator import SlsEmulator
+from sls_provider.testing import EmulatorFactory
 
 
 def test_uncompressed_round_trip(emu: SlsEmulator, track) -> None:
@@ -68,16 +69,16 @@ def test_empty_logs_list_is_accepted(emu: SlsEmulator, track) -> None:
     assert emu.count("proj", "store") == 0
 
 
-def test_auto_create() -> None:
-    with SlsEmulator(auto_create=True) as emu:
-        resp = requests.post(
-            f"{emu.endpoint}/logstores/newstore/track",
-            data=b'{"__logs__": [{"a": "b"}]}',
-            headers={"Host": f"newproj.127.0.0.1:{emu.port}", "x-log-apiversion": "0.6.0"},
-            timeout=10,
-        )
-        assert resp.status_code == 200
-        assert emu.count("newproj", "newstore") == 1
+def test_auto_create(sls_emulator_factory: EmulatorFactory) -> None:
+    emu = sls_emulator_factory(auto_create=True)
+    resp = requests.post(
+        f"{emu.endpoint}/logstores/newstore/track",
+        data=b'{"__logs__": [{"a": "b"}]}',
+        headers={"Host": f"newproj.127.0.0.1:{emu.port}", "x-log-apiversion": "0.6.0"},
+        timeout=10,
+    )
+    assert resp.status_code == 200
+    assert emu.count("newproj", "newstore") == 1
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from sls_provider.emulator.hosts import project_from_host
-from sls_provider.emulator.messages import SlsError
-from sls_provider.emulator.query import compile_query
+import sls_provider.emulator as emulator_package
+from sls_provider.emulator.backend import compile_query
+from sls_provider.emulator.errors import EmulatorError, ErrorCode
+from sls_provider.emulator.protocol import project_from_host
 
 
 @pytest.mark.parametrize(
@@ -44,5 +48,17 @@ def test_query_terms() -> None:
     ]:
         predicate = compile_query(text)
         assert predicate is not None and predicate(row) is expected, text
-    with pytest.raises(SlsError):
+    with pytest.raises(EmulatorError):
         compile_query("k: value or k: other")
+
+
+def test_error_codes_are_named_in_one_module() -> None:
+    """Every code the emulator answers is an ``ErrorCode``; no module spells one as a literal."""
+    codes = {name: value for name, value in vars(ErrorCode).items() if name.isupper()}
+    assert len(set(codes.values())) == len(codes)
+    package = Path(emulator_package.__file__).parent
+    for module in sorted(package.glob("*.py")):
+        if module.name != "errors.py":
+            text = module.read_text(encoding="utf-8")
+            assert not re.search(r'EmulatorError\(\s*\w+,\s*"', text), module.name
+    assert EmulatorError.bad_parameter("x").code == ErrorCode.PARAMETER_INVALID == "ParameterInvalid"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from sls_provider.core.errors import SlsConfigError, SlsInputError, SlsRequestError
 from sls_provider.emulator import SlsEmulator
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
-from tests.conftest import LOGSTORE, PROJECT, content, sls_connection
+from tests.conftest import FAST_RETRY, LOGSTORE, PROJECT, content, sls_connection
 
 
 def test_put_dataframe_several_topics_and_tags(sls_conn: SlsEmulator) -> None:
@@ -224,11 +225,10 @@ def test_reserved_tracing_tags_are_refused(sls_conn: SlsEmulator) -> None:
 
 
 def test_refused_connection_is_retried_but_not_a_possible_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sls_provider.core.client import RetryPolicy
     from sls_provider.core.errors import SlsRetryableError
 
     monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection("http://127.0.0.1:1"))
-    hook = SlsWebTrackingHook(retry=RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.001))
+    hook = SlsWebTrackingHook(retry=replace(FAST_RETRY, attempts=2))
     with pytest.raises(SlsRetryableError, match="Could not connect") as raised:
         hook.put_logs([{"a": "1"}])
     assert raised.value.ambiguous is False

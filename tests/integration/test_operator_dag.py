@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 import sqlite3
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from airflow.sdk import DAG, task
 from sls_provider import RetryPolicy, SlsConfigError, SlsError
 from sls_provider.emulator import SlsEmulator
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
-from tests.conftest import LOGSTORE, PROJECT, content
+from tests.conftest import FAST_RETRY, LOGSTORE, PROJECT, content
 from tests.dagrun import START, run
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -254,7 +255,6 @@ def test_every_argument_is_an_attribute_of_the_same_name() -> None:
         "max_mb_per_second": 2.0,
         "stall_timeout": 60.0,
         "sql_reader": "dbapi",
-        "stall_timeout": 60.0,
     }
     names = [
         n for n, p in inspect.signature(SlsWebTrackingOperator.__init__).parameters.items() if n != "self"
@@ -276,7 +276,7 @@ def test_timeout_reaches_the_hook(sls_conn: SlsEmulator, tmp_path: Path) -> None
             task_id="export",
             dataframe=pd.DataFrame({"a": [1, 2]}),
             timeout=0.5,
-            retry=RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02),
+            retry=replace(FAST_RETRY, attempts=3),
         )
 
         @task

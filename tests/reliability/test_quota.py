@@ -8,18 +8,19 @@ import socket
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sls_provider.core.client import RetryPolicy
 from sls_provider.core.errors import SlsQuotaError, SlsRetryableError
 from sls_provider.emulator import SlsEmulator, WriteQuota
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
-from tests.conftest import LOGSTORE, PROJECT, sls_connection
+from sls_provider.testing import EmulatorFactory
+from tests.conftest import FAST_RETRY, LOGSTORE, PROJECT, sls_connection
 
-FAST = RetryPolicy(attempts=4, deadline=30, backoff=0.001, max_backoff=0.01)
+FAST = replace(FAST_RETRY, attempts=4, deadline=30)
 
 
 def frame(rows: int, start: int = 0) -> pd.DataFrame:
@@ -29,11 +30,11 @@ def frame(rows: int, start: int = 0) -> pd.DataFrame:
 
 
 @pytest.fixture
-def quota_emulator(monkeypatch: pytest.MonkeyPatch):
-    with SlsEmulator() as emu:
-        monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emu.endpoint))
-        yield emu
-    emu.close()
+def quota_emulator(sls_emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch) -> SlsEmulator:
+    """An emulator with no logstore yet (each test creates ``proj/store`` with its quota)."""
+    emu = sls_emulator_factory()
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emu.endpoint))
+    return emu
 
 
 def stored_ids(emu: SlsEmulator) -> Counter[int]:
@@ -114,7 +115,7 @@ def test_a_quota_that_closes_mid_export_fails_with_throughput_and_shards_needed(
 def test_retry_after_is_bounded_by_the_deadline(quota_emulator: SlsEmulator) -> None:
     quota_emulator.create_logstore(PROJECT, LOGSTORE)
     quota_emulator.faults.fail_next(1, status=429, error_code="TooManyRequests", retry_after=120)
-    policy = RetryPolicy(attempts=4, deadline=3, backoff=0.001, max_backoff=0.01)
+    policy = replace(FAST_RETRY, attempts=4, deadline=3)
     started = time.monotonic()
     summary = SlsWebTrackingHook(retry=policy).put_dataframe(frame(1000), max_workers=1)
     assert time.monotonic() - started < 60  # it waited 120 s before

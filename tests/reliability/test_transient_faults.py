@@ -5,20 +5,20 @@ each carries the tags that identify it."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sls_provider.core.client import RetryPolicy
 from sls_provider.emulator import SlsEmulator
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
-from tests.conftest import LOGSTORE, PROJECT
+from tests.conftest import FAST_RETRY, LOGSTORE, PROJECT
 
 ROWS = 200_000
 TOPICS = ("orders", "views", "errors")
 # Fast backoff: only the waits' length is scaled down for the suite.
-FAST = RetryPolicy(attempts=8, deadline=60, backoff=0.005, max_backoff=0.05)
+FAST = FAST_RETRY
 
 
 def frame(rows: int = ROWS) -> pd.DataFrame:
@@ -113,7 +113,7 @@ def test_retries_run_out_with_a_clear_error(sls_conn: SlsEmulator) -> None:
     from sls_provider.core.errors import SlsRetryableError
 
     sls_conn.faults.fail_next(100, status=503, error_code="ServerBusy")
-    policy = RetryPolicy(attempts=3, deadline=30, backoff=0.001, max_backoff=0.002)
+    policy = replace(FAST_RETRY, attempts=3, deadline=30)
     with pytest.raises(SlsRetryableError, match=r"503 ServerBusy.*request id \w+.*project 'proj'"):
         SlsWebTrackingHook(retry=policy).put_dataframe(frame(5000), max_workers=1, max_logs=1000)
     assert len(sls_conn.requests.snapshot()) == 3  # one request, three attempts, then the error
