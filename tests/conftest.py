@@ -55,8 +55,9 @@ def content(log: dict[str, str]) -> dict[str, str]:
 
 
 def sls_connection(endpoint: str, **extra: object) -> str:
-    """An ``sls`` connection to ``proj/store`` at ``endpoint`` (the shipped ``connection_json``)."""
-    return connection_json(endpoint, project=PROJECT, logstore=LOGSTORE, **extra)
+    """An ``sls`` connection to ``proj/store`` at ``endpoint`` (the shipped ``connection_json``);
+    ``extra`` may name another project or logstore."""
+    return connection_json(endpoint, **{"project": PROJECT, "logstore": LOGSTORE, **extra})
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,28 +51,29 @@ def test_final_error_fails_the_task_after_one_request(
     assert f"SlsRequestError: SLS answered {status} {code}" in task_log
 
 
-@pytest.mark.skipif(
-    not hasattr(__import__("airflow.sdk", fromlist=["ResumableJobMixin"]), "ResumableJobMixin"),
-    reason="resume needs Airflow's task_state_store (3.3+)",
-)
-def test_task_retry_resumes_and_stores_every_row_once(
-    emulator: SlsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first try fails after some requests were acknowledged (a 503 with retries off on the
-    connection); Airflow retries the task, which sends only what the first try did not."""
+def retried_export(
+    emulator: SlsEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    dag_id: str,
+    arm: Callable[[], None],
+) -> dict:
+    """Run a DAG whose export task has one retry and no retries of requests; ``arm`` arms the
+    emulator's fault once ten requests were acknowledged, so the first try fails mid-export. Returns
+    the summary the task returned."""
     monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint, retry_attempts=1))
     acked = Counter[str]()
 
-    def outage_after_ten(record: dict) -> None:
+    def after_ten(record: dict) -> None:
         if record["status"] == 200:
             acked["n"] += 1
             if acked["n"] == 10:
-                emulator.faults.fail_next(1, status=503, error_code="ServerBusy")
+                arm()
 
-    emulator._state.on_request = outage_after_ten
+    emulator._state.on_request = after_ten
     out = tmp_path / "summary.json"
     with DAG(
-        "resume",
+        dag_id,
         schedule=None,
         start_date=START,
         default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=0)},
@@ -87,8 +89,26 @@ def test_task_retry_resumes_and_stores_every_row_once(
         keep(export.output)
 
     assert run(dag) == "success"
+    return json.loads(out.read_text())
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("airflow.sdk", fromlist=["ResumableJobMixin"]), "ResumableJobMixin"),
+    reason="resume needs Airflow's task_state_store (3.3+)",
+)
+def test_task_retry_resumes_and_stores_every_row_once(
+    emulator: SlsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first try fails after some requests were acknowledged (a 503 with retries off on the
+    connection); Airflow retries the task, which sends only what the first try did not."""
+    summary = retried_export(
+        emulator,
+        monkeypatch,
+        tmp_path,
+        "resume",
+        lambda: emulator.faults.fail_next(1, status=503, error_code="ServerBusy"),
+    )
     assert emulator.faults.injected["fail_next"] == 1
-    summary = json.loads(out.read_text())
     batches = stored_batches(emulator)
     assert summary["requests"] == len(batches)  # the summary covers both tries
     assert summary["resumed_requests"] >= 10
@@ -108,36 +128,14 @@ def test_requests_in_flight_when_a_try_dies_are_possible_duplicates_of_the_next(
     """The first try dies with requests on the wire whose answers never came back (the service
     stored one, then answered an error; retries are off). The second try sends them again and its
     summary counts them as possible duplicates, whose sequence numbers the log names."""
-    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint, retry_attempts=1))
-    acked = Counter[str]()
-
-    def die_after_ten(record: dict) -> None:
-        if record["status"] == 200:
-            acked["n"] += 1
-            if acked["n"] == 10:
-                emulator.faults.accept_then_fail(1, status=503, error_code="ServerBusy")
-
-    emulator._state.on_request = die_after_ten
-    out = tmp_path / "summary.json"
-    with DAG(
+    summary = retried_export(
+        emulator,
+        monkeypatch,
+        tmp_path,
         "in_flight",
-        schedule=None,
-        start_date=START,
-        default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=0)},
-    ) as dag:
-        export = SlsWebTrackingOperator(
-            task_id="export", dataframe=frame(), topic_column="topic", max_logs=2000, max_workers=2
-        )
-
-        @task
-        def keep(summary: dict) -> None:
-            out.write_text(json.dumps(summary))
-
-        keep(export.output)
-
-    assert run(dag) == "success"
+        lambda: emulator.faults.accept_then_fail(1, status=503, error_code="ServerBusy"),
+    )
     assert emulator.faults.injected["accept_then_fail"] >= 1
-    summary = json.loads(out.read_text())
     twice = sorted(int(seq) for (_, seq), n in stored_batches(emulator).items() if n > 1)
     assert len(twice) == 1, twice
     assert summary["possible_duplicates"] == len(twice)
