@@ -5,7 +5,8 @@
 For PostgreSQL and MariaDB: a table of the web-events shape (timestamp, bigint, 5 short texts, float,
 int), then in alternating rounds: the floor (``psql -c "COPY (query) TO STDOUT"`` / ``mysql --quick
 --batch -e query``, to /dev/null), the Arrow driver's fetch alone, and ``SlsWebTrackingOperator(sql=...)
-.execute()`` with ``sql_reader="dbapi"`` and ``"auto"`` (the Arrow reader) to a local byte-counting sink
+.execute()`` with ``sql_reader="dbapi"``, ``"auto"`` (ADBC on PostgreSQL, the DB-API reader on
+MariaDB) and ``"arrow"`` (ADBC / connectorx) to a local byte-counting sink
 (``benchmarks/sink.py``). Prints medians (rows/s) and each one's ratio to the floor of the same run:
 on a loaded machine only the ratios mean something.
 """
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                         ("floor", lambda k=kind: floor(k, sql)),
                         ("driver fetch alone", lambda k=kind: fetch_alone(k, sql)),
                         ("operator, dbapi reader", lambda k=kind: operator(k, sql, "dbapi", sink.port)),
-                        ("operator, auto (arrow)", lambda k=kind: operator(k, sql, "auto", sink.port)),
+                        ("operator, auto", lambda k=kind: operator(k, sql, "auto", sink.port)),
+                        ("operator, arrow reader", lambda k=kind: operator(k, sql, "arrow", sink.port)),
                     ]
                     for name, run in runs:
                         times.setdefault((kind, name), []).append(run())

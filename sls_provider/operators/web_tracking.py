@@ -49,8 +49,8 @@ class SlsWebTrackingOperator(BaseOperator):
     :param sql: a query, or a path to a ``.sql`` file (templated); needs ``sql_conn_id``.
     :param sql_conn_id: any connection whose hook is a common.sql ``DbApiHook``; only with ``sql``.
     :param parameters: query parameters (templated), in the driver's paramstyle; only with ``sql``.
-    :param sql_reader: how ``sql`` is read: ``auto`` (the Arrow reader where the connection has one,
-        PostgreSQL and MySQL/MariaDB with the ``arrow`` extra installed, else the DB-API reader),
+    :param sql_reader: how ``sql`` is read: ``auto`` (the Arrow reader where the connection has one
+        with bounded memory, PostgreSQL with the ``arrow`` extra installed, else the DB-API reader),
         ``arrow`` (fail rather than fall back) or ``dbapi``. The same rows give the same bytes either way.
     :param dataframe: a DataFrame, or an ``XComArg`` resolving to one (templated).
     :param topic: ``__topic__`` of every row (templated); not together with ``topic_column``.

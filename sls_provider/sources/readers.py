@@ -1,7 +1,8 @@
 """Which reader runs a query, and the thread that reads ahead of the encoder.
 
 ``sql_reader="auto"`` takes the Arrow reader (:mod:`sls_provider.sources.arrow`) where one exists for
-the connection and its driver is installed (the ``arrow`` extra), and the DB-API reader
+the connection, its driver is installed (the ``arrow`` extra) and its memory is bounded (PostgreSQL's
+ADBC; not MySQL's connectorx, see :data:`CONNECTORX_UNBOUNDED`), and the DB-API reader
 (:mod:`sls_provider.sources.sql`) otherwise, or when the query's columns include a type the Arrow
 reader does not spell as the DB-API reader does. ``"arrow"`` fails instead of falling back;
 ``"dbapi"`` always reads through the hook's DB-API connection. Either way one log line says which
@@ -38,13 +39,25 @@ def check_sql_reader(sql_reader: str) -> str:
     return sql_reader
 
 
-def _arrow_reader(hook: Any, parameters: Any) -> tuple[Any, str]:
+#: Why ``auto`` does not take connectorx: its ``arrow_stream`` reads ahead without a bound when the
+#: export is slower than the query (as it is when sending is throttled), so memory grows with the
+#: result: +250 MB from 300,000 to 3,000,000 rows in ``benchmarks/bench_memory.py``, against +30 MB
+#: for the DB-API reader. ``sql_reader="arrow"`` still uses it, for a result that fits in memory.
+CONNECTORX_UNBOUNDED = (
+    "connectorx reads ahead without a memory bound when the export is slower than the query; "
+    "sql_reader='arrow' uses it anyway"
+)
+
+
+def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str]:
     """The Arrow reader class for ``hook``, or ``None`` and why not."""
     conn_type = str(getattr(hook, "conn_type", "") or "")
     reader: Any
     if conn_type == "postgres":
         reader, package = PostgresArrowReader, "adbc_driver_postgresql"
     elif conn_type == "mysql":
+        if sql_reader == "auto":
+            return None, CONNECTORX_UNBOUNDED
         reader, package = MySqlArrowReader, "connectorx"
     else:
         return None, f"no Arrow reader for {conn_type or type(hook).__name__} connections"
@@ -69,7 +82,7 @@ def read_query(
     # Both readers refuse the same statements, before any connection is opened.
     check_read_only(sql)
     reader_class, why = (
-        (None, "sql_reader='dbapi'") if sql_reader == "dbapi" else _arrow_reader(hook, parameters)
+        (None, "sql_reader='dbapi'") if sql_reader == "dbapi" else _arrow_reader(hook, parameters, sql_reader)
     )
     if reader_class is None and sql_reader == "arrow":
         raise SlsConfigError(f"sql_reader='arrow' cannot be used: {why}")
