@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.rows:,} rows, medians of {args.rounds} alternating rounds")
     print(m.table(["database", "what", "rows/s", "x floor"], rows))
     m.write_json(
-        "bench_sql",
+        "bench_sql.json",
         {
             "rows": args.rows,
             "rounds": args.rounds,
