@@ -7,65 +7,16 @@ run (the table is unchanged afterwards), the read-only session stops what the pa
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sls_provider.core.encode import encode_frame
 from sls_provider.core.errors import SlsInputError
-from sls_provider.sources.sql import check_read_only, read_only_session, stream_query
+from sls_provider.sources.sql import check_read_only, read_only_session
 from tests.warehouses.conftest import MARIADB, POSTGRES, Server, require, table_name
-
-
-class _RawHook:
-    """Just enough of a DbApiHook for :func:`stream_query`: a new raw driver connection per call."""
-
-    def __init__(self, connect: Callable[[], Any]) -> None:
-        self._connect = connect
-
-    def get_conn(self) -> Any:
-        return self._connect()
-
-    def run(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - never called
-        raise NotImplementedError
-
-
-def stream_logs(hook: Any, sql: str) -> list[dict[str, str]]:
-    """What the exporter would send for ``sql``."""
-    logs: list[dict[str, str]] = []
-    for frame in stream_query(hook, sql, None, 2):
-        encoded = encode_frame(frame, [str(c) for c in frame.columns])
-        logs.extend(json.loads(encoded.row(i)) for i in range(len(encoded)))
-    return logs
-
-
-def _psycopg2() -> Any:
-    import psycopg2
-
-    return psycopg2.connect(
-        host=POSTGRES.host,
-        port=POSTGRES.port,
-        user=POSTGRES.user,
-        dbname=POSTGRES.database,
-        password=POSTGRES.password or None,
-    )
-
-
-def _pymysql() -> Any:
-    import pymysql
-
-    return pymysql.connect(
-        host=MARIADB.host,
-        port=MARIADB.port,
-        user=MARIADB.user,
-        password=MARIADB.password,
-        database=MARIADB.database,
-        charset="utf8mb4",
-    )
+from tests.warehouses.rawdb import RawHook, psycopg2_connect, pymysql_connect, stream_logs
 
 
 def _export_connection(server: Server) -> Any:
@@ -87,7 +38,7 @@ class _Db:
         self.u = table_name("sls_safe_new")
         if kind == "sqlite":
             path = tmp_path / "source.db"
-            self.hook = _RawHook(lambda: sqlite3.connect(path))
+            self.hook = RawHook(lambda: sqlite3.connect(path))
             self._run(f"CREATE TABLE {self.t} (id integer PRIMARY KEY, v text)")
             self._run(f"INSERT INTO {self.t} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
             return
@@ -98,7 +49,7 @@ class _Db:
             f"CREATE TABLE {self.t} (id integer PRIMARY KEY, v text)",
             f"INSERT INTO {self.t} VALUES (1, 'a'), (2, 'b'), (3, 'c')",
         )
-        self.hook = _RawHook(lambda: _export_connection(server))
+        self.hook = RawHook(lambda: _export_connection(server))
 
     def _run(self, sql: str) -> list[tuple[Any, ...]]:
         conn = self.hook.get_conn() if self.kind == "sqlite" else self.server.connect()
@@ -183,7 +134,7 @@ def test_the_read_only_session_stops_what_the_check_cannot_see(
         try:
             nextval = f"nextval('{seq}')" if server.kind == "postgres" else f"NEXTVAL({seq})"
             with pytest.raises(Exception, match="read-only transaction|READ ONLY transaction"):
-                stream_logs(_RawHook(lambda s=server: _export_connection(s)), f"SELECT {nextval} AS n")
+                stream_logs(RawHook(lambda s=server: _export_connection(s)), f"SELECT {nextval} AS n")
             conn = server.connect()
             cursor = conn.cursor()
             cursor.execute(f"SELECT {nextval}")
@@ -213,17 +164,17 @@ JSON_SQL = (
 
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 def test_postgres_json_is_sent_as_the_database_text(postgres: Server, driver: str) -> None:
-    connect = (lambda: _export_connection(postgres)) if driver == "psycopg" else _psycopg2
-    assert stream_logs(_RawHook(connect), JSON_SQL) == [
+    connect = (lambda: _export_connection(postgres)) if driver == "psycopg" else psycopg2_connect
+    assert stream_logs(RawHook(connect), JSON_SQL) == [
         {"jb": '{"n": 12345678901234567890.123456789}', "j": '{"n":  1.10, "m": 1e400}'}
     ]
 
 
 def test_json_loaders_stay_on_the_export_cursor(postgres: Server) -> None:
     """Other cursors of the same process (and of the same connection) still parse JSON."""
-    stream_logs(_RawHook(lambda: _export_connection(postgres)), JSON_SQL)
-    stream_logs(_RawHook(_psycopg2), JSON_SQL)
-    for conn in (postgres.connect(), _psycopg2()):
+    stream_logs(RawHook(lambda: _export_connection(postgres)), JSON_SQL)
+    stream_logs(RawHook(psycopg2_connect), JSON_SQL)
+    for conn in (postgres.connect(), psycopg2_connect()):
         cursor = conn.cursor()
         cursor.execute("SELECT '{\"n\": 1}'::jsonb")
         assert cursor.fetchone()[0] == {"n": 1}
@@ -242,8 +193,8 @@ def test_mariadb_zero_dates_are_sent_as_their_text(
         f"INSERT INTO {t} VALUES (1, '0000-00-00 00:00:00', '0000-00-00', '0000-00-00 00:00:00',"
         " '2026-00-01'), (2, '2026-03-01 12:34:56', '2026-03-01', '2026-03-01 12:34:56', NULL)",
     )
-    connect = (lambda: _export_connection(mariadb)) if driver == "MySQLdb" else _pymysql
-    assert stream_logs(_RawHook(connect), f"SELECT * FROM {t} ORDER BY id") == [
+    connect = (lambda: _export_connection(mariadb)) if driver == "MySQLdb" else pymysql_connect
+    assert stream_logs(RawHook(connect), f"SELECT * FROM {t} ORDER BY id") == [
         {
             "id": "1",
             "dtm": "0000-00-00 00:00:00",

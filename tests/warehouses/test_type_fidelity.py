@@ -28,11 +28,10 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from sls_provider.core.encode import encode_frame
 from sls_provider.emulator import SlsEmulator
-from sls_provider.sources.sql import stream_query
 from tests.conftest import LOGSTORE, PROJECT, content, sls_connection
 from tests.warehouses.conftest import MARIADB, POSTGRES, Server, table_name, unreachable
+from tests.warehouses.rawdb import RawHook, psycopg2_connect, pymysql_connect, stream_logs
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -358,28 +357,6 @@ def test_same_logical_row_same_log_as_postgres(exported: dict[str, Any], source:
 # -- the other drivers, through the same source layer ---------------------------------------------
 
 
-class _RawHook:
-    """Just enough of a DbApiHook for :func:`stream_query`: hands out one raw driver connection."""
-
-    def __init__(self, connect: Any) -> None:
-        self._connect = connect
-
-    def get_conn(self) -> Any:
-        return self._connect()
-
-    def run(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - never called
-        raise NotImplementedError
-
-
-def stream_logs(hook: Any, sql: str, chunksize: int = 2) -> list[dict[str, str]]:
-    """What the exporter would send for ``sql``: frames from the source layer, the exporter's encoder."""
-    logs: list[dict[str, str]] = []
-    for frame in stream_query(hook, sql, None, chunksize):
-        encoded = encode_frame(frame, [str(c) for c in frame.columns])
-        logs.extend(json.loads(encoded.row(i)) for i in range(len(encoded)))
-    return logs
-
-
 @pytest.fixture
 def pg_table(exported: dict[str, Any]) -> str:
     logs_of(exported, "postgres", POSTGRES)
@@ -394,35 +371,12 @@ def maria_table(exported: dict[str, Any]) -> str:
 
 def test_psycopg2_gives_the_same_strings_as_psycopg(pg_table: str) -> None:
     """psycopg2 hands bytea over as memoryview and ranges as its own Range classes."""
-    import psycopg2
-
-    def connect() -> Any:
-        return psycopg2.connect(
-            host=POSTGRES.host,
-            port=POSTGRES.port,
-            user=POSTGRES.user,
-            dbname=POSTGRES.database,
-            password=POSTGRES.password or None,
-            **PG_OPTIONS,
-        )
-
-    assert stream_logs(_RawHook(connect), f"SELECT * FROM {pg_table} ORDER BY id") == PG_EXPECTED
+    hook = RawHook(lambda: psycopg2_connect(**PG_OPTIONS))
+    assert stream_logs(hook, f"SELECT * FROM {pg_table} ORDER BY id") == PG_EXPECTED
 
 
 def test_pymysql_gives_the_same_strings_as_mysqlclient(maria_table: str) -> None:
-    import pymysql
-
-    def connect() -> Any:
-        return pymysql.connect(
-            host=MARIADB.host,
-            port=MARIADB.port,
-            user=MARIADB.user,
-            password=MARIADB.password,
-            database=MARIADB.database,
-            charset="utf8mb4",
-        )
-
-    assert stream_logs(_RawHook(connect), MARIA_QUERY.format(t=maria_table)) == MARIA_EXPECTED
+    assert stream_logs(RawHook(pymysql_connect), MARIA_QUERY.format(t=maria_table)) == MARIA_EXPECTED
 
 
 def test_mysql_connector_through_the_mysql_hook(maria_table: str, monkeypatch: pytest.MonkeyPatch) -> None:
