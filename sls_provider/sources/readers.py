@@ -1,8 +1,9 @@
 """Which reader runs a query, and the thread that reads ahead of the encoder.
 
-``sql_reader="auto"`` takes the Arrow reader (:mod:`sls_provider.sources.arrow`) where one exists for
-the connection, its driver is installed (the ``arrow`` extra) and its memory is bounded (PostgreSQL's
-ADBC; not MySQL's connectorx, see :data:`CONNECTORX_UNBOUNDED`), and the DB-API reader
+``sql_reader="auto"`` takes the Arrow reader (:mod:`sls_provider.sources.arrow`,
+:mod:`sls_provider.sources.sqlite_arrow`) where one exists for the connection, its driver is
+installed (the ``arrow`` extra) and its memory is bounded (PostgreSQL's ADBC, SQLite's own; not
+MySQL's connectorx, see :data:`CONNECTORX_UNBOUNDED`), and the DB-API reader
 (:mod:`sls_provider.sources.sql`) otherwise, or when the query's columns include a type the Arrow
 reader does not spell as the DB-API reader does. ``"arrow"`` fails instead of falling back;
 ``"dbapi"`` always reads through the hook's DB-API connection. Either way one log line says which
@@ -24,6 +25,7 @@ from typing import Any
 from sls_provider.core.errors import SlsConfigError, SlsError, SlsSourceError
 from sls_provider.sources.arrow import MySqlArrowReader, PostgresArrowReader, Unfaithful, rechunk
 from sls_provider.sources.sql import check_read_only, stream_query
+from sls_provider.sources.sqlite_arrow import SqliteArrowReader
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str
     """The Arrow reader class for ``hook``, or ``None`` and why not."""
     conn_type = str(getattr(hook, "conn_type", "") or "")
     reader: Any
+    if conn_type == "sqlite":
+        if parameters is not None:
+            return None, "the query has parameters, which the DB-API driver binds in its own paramstyle"
+        return SqliteArrowReader, "sqlite3's rows go straight to Arrow columns, without a pandas frame"
     if conn_type == "postgres":
         reader, package = PostgresArrowReader, "adbc_driver_postgresql"
     elif conn_type == "mysql":

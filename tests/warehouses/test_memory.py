@@ -38,13 +38,13 @@ MARIA_FILL = """INSERT INTO {t} SELECT seq, CONCAT('user_', seq % 1000), (seq % 
     TIMESTAMPADD(SECOND, seq, '2026-01-01'), seq % 2 = 0 FROM seq_1_to_{n}"""
 
 
-def export_both(server: Server, table: str, extra: dict, reader: str) -> tuple[dict, dict, CountingSink]:
+def export_both(connection: str, table: str, reader: str) -> tuple[dict, dict, CountingSink]:
     """Export the first SMALL rows and all LARGE rows of ``table`` in two processes at once, read by
-    ``reader`` (``sql_reader``)."""
-    with heavy(f"memory test on {server.kind}"), CountingSink() as sink:
+    ``reader`` (``sql_reader``), from ``connection`` (``AIRFLOW_CONN_*`` JSON)."""
+    with heavy(f"memory test on {json.loads(connection)['conn_type']}"), CountingSink() as sink:
         env = dict(
             os.environ,
-            AIRFLOW_CONN_MEM_SRC=server.airflow_conn(**extra),
+            AIRFLOW_CONN_MEM_SRC=connection,
             AIRFLOW_CONN_SLS_DEFAULT=sls_connection(sink.endpoint),
         )
         procs = [
@@ -101,7 +101,11 @@ def check(name: str, small: dict, large: dict, sink: CountingSink) -> None:
 READERS = {
     "postgres": {"arrow": "ADBC", "dbapi": "psycopg 3, server-side cursor"},
     "mysql": {"arrow": "connectorx arrow_stream", "dbapi": "mysqlclient, SSCursor"},
+    "sqlite": {"arrow": "sqlite3 rows to Arrow columns", "dbapi": "sqlite3 cursor"},
 }
+SQLITE_TABLE = """CREATE TABLE {t} AS WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g
+    WHERE x < {n}) SELECT x AS id, 'user_' || (x % 1000) AS name, (x % 9700) / 100.0 AS score,
+    datetime('2026-01-01', '+' || x || ' seconds') AS ts, x % 2 = 0 AS flag FROM g"""
 
 
 @pytest.mark.parametrize("reader", ["arrow", "dbapi"])
@@ -111,7 +115,7 @@ def test_postgres_memory_bounded(postgres: Server, scratch_tables: list, reader:
     started = time.monotonic()
     postgres.execute(PG_TABLE.format(t=table, n=LARGE), PG_KEY.format(t=table), f"ANALYZE {table}")
     print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
-    small, large, sink = export_both(postgres, table, {}, reader)
+    small, large, sink = export_both(postgres.airflow_conn(), table, reader)
     check(f"PostgreSQL ({READERS['postgres'][reader]})", small, large, sink)
 
 
@@ -122,8 +126,21 @@ def test_mariadb_memory_bounded(mariadb: Server, scratch_tables: list, reader: s
     started = time.monotonic()
     mariadb.execute(MARIA_TABLE.format(t=table), MARIA_FILL.format(t=table, n=LARGE))
     print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
-    small, large, sink = export_both(mariadb, table, {"charset": "utf8mb4"}, reader)
+    small, large, sink = export_both(mariadb.airflow_conn(charset="utf8mb4"), table, reader)
     check(f"MariaDB ({READERS['mysql'][reader]})", small, large, sink)
+
+
+@pytest.mark.parametrize("reader", ["arrow", "dbapi"])
+def test_sqlite_memory_bounded(tmp_path: Path, reader: str) -> None:
+    import sqlite3
+
+    path, table = tmp_path / "memory.db", "sls_mem"
+    with sqlite3.connect(path) as db:
+        db.execute(SQLITE_TABLE.format(t=table, n=LARGE))
+        db.execute(f"CREATE UNIQUE INDEX {table}_id ON {table} (id)")
+    db.close()
+    small, large, sink = export_both(json.dumps({"conn_type": "sqlite", "host": str(path)}), table, reader)
+    check(f"SQLite ({READERS['sqlite'][reader]})", small, large, sink)
 
 
 def test_postgres_arrow_batches_are_about_a_chunk(

@@ -234,3 +234,63 @@ def test_auto_leaves_connectorx_out(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "dbapi reader" in line and "without a memory bound" in line
     _, line = encoded(hook, "SELECT 1 AS one", "arrow")
     assert "arrow (connectorx) reader" in line
+
+
+# SQLite columns take any type in any row: every mix, and the edges of each type, across the batch
+# and chunk boundaries (2-row chunks here, 10,000-row batches in the reader).
+SQLITE_MIXED_DDL = """CREATE TABLE m (id INTEGER PRIMARY KEY, mixed, ints INTEGER, reals REAL, texts TEXT,
+    blobs BLOB, nulls, late)"""
+SQLITE_MIXED_ROWS = [
+    (1, 1, 2**63 - 1, 0.1 + 0.2, "", b"", None, None),
+    (2, 2.5, -(2**63), -0.0, 'é\n"\\', b"\x00\xff", None, None),
+    (3, "three", 0, 1e16, "😀", b"\xfe", None, None),
+    (4, b"\x04", None, 1e-7, None, None, None, 4),
+    (5, None, 5, 1.5e300, "5", b"5", None, "five"),
+    (6, 6, 6, None, "x" * 1000, None, None, 6.0),
+]
+
+
+def sqlite_hook(path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import json
+
+    from airflow.sdk import BaseHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_PARITY_LITE", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    return BaseHook.get_connection("parity_lite").get_hook()
+
+
+def test_sqlite_readers_give_the_same_bytes(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from tests.warehouses.test_type_fidelity import SQLITE_DDL, SQLITE_QUERY, SQLITE_ROWS
+
+    path = tmp_path / "parity.db"
+    with sqlite3.connect(path) as db:
+        db.execute(SQLITE_DDL)
+        db.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", SQLITE_ROWS)
+        db.execute(SQLITE_MIXED_DDL)
+        db.executemany("INSERT INTO m VALUES (?, ?, ?, ?, ?, ?, ?, ?)", SQLITE_MIXED_ROWS)
+    db.close()
+    hook = sqlite_hook(path, monkeypatch)
+    queries = [SQLITE_QUERY, "SELECT * FROM t ORDER BY id", "SELECT * FROM m ORDER BY id"]
+    queries += [
+        f"SELECT id, {c} FROM m ORDER BY id"
+        for c in ("mixed", "ints", "reals", "texts", "blobs", "nulls", "late")
+    ]
+    for sql in queries:
+        dbapi, dbapi_line = encoded(hook, sql, "dbapi")
+        for reader in ("auto", "arrow"):
+            arrow, line = encoded(hook, sql, reader)
+            assert "arrow (sqlite3) reader" in line and "dbapi reader" in dbapi_line
+            assert arrow == dbapi, (sql, reader)
+    # Parameters are bound by the DB-API driver, so such a query is read by it (and says why).
+    chunks = list(read_query(hook, "SELECT * FROM m WHERE id > ?", [4], 2, "auto", logger := Lines()))
+    assert sum(len(c) for c in chunks) == 2 and "dbapi reader: the query has parameters" in logger.lines[0]
+
+
+def test_sqlite_arrow_reader_errors_name_the_query(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = sqlite_hook(tmp_path / "empty.db", monkeypatch)
+    with pytest.raises(
+        SlsSourceError, match=r"arrow \(sqlite3\) reader.*no such table: nowhere.*Query: SELECT"
+    ):
+        list(read_query(hook, "SELECT * FROM nowhere", None, 2, "arrow"))

@@ -1,0 +1,86 @@
+"""SQLite query results as Arrow record batches, built from the standard library driver's rows.
+
+No native SQLite reader fits: ``adbc-driver-sqlite`` fixes a column's type from its first rows and
+fails on a later value of another type (SQLite's columns take any type in any row), and connectorx
+reads through its own connection, which ``PRAGMA query_only`` cannot reach. ``sqlite3`` itself is
+fast; what costs the DB-API reader is the pandas frame of object columns around its rows. Here each
+batch's columns go straight to Arrow arrays: a column whose values are all of one of SQLite's types
+(``INTEGER``, ``REAL``, ``TEXT``; NULLs anywhere) becomes an ``int64``, ``float64`` or ``string``
+array; any other column (``BLOB``, several types in one column, values of a connection's own
+converters) is spelled value by value by the same code as the DB-API reader's object columns. So every
+value is spelled as the DB-API reader spells it, by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from sls_provider.core.encode import column_text
+from sls_provider.core.errors import SlsInputError
+from sls_provider.sources.sql import driver_name, read_only_session
+
+#: Rows a batch: about a chunk's worth, so that what the read-ahead holds stays a few chunks.
+BATCH_ROWS = 10_000
+
+_NATIVE = {int: pa.int64(), float: pa.float64(), str: pa.string()}
+
+
+def rows_to_batch(rows: list[tuple], names: list[str]) -> pa.RecordBatch:
+    """One batch of ``sqlite3`` rows as Arrow columns (see the module doc)."""
+    arrays = []
+    for name, values in zip(names, zip(*rows, strict=True), strict=True):
+        kinds = set(map(type, values))
+        kinds.discard(type(None))
+        kind = _NATIVE.get(kinds.pop()) if len(kinds) == 1 else (pa.string() if not kinds else None)
+        if kind is not None:
+            arrays.append(pa.array(values, type=kind))
+        else:
+            arrays.append(column_text(pd.Series(values, dtype=object), name).to_arrow())
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+class SqliteArrowReader:
+    """Streams a query's result from SQLite (the hook's own ``sqlite3`` connection, read-only).
+
+    ``sqlite3`` objects belong to the thread that made them, and rows are read on the read-ahead
+    thread, so the connection is opened there, by the first batch asked for, and closed there.
+
+    :param hook: a ``SqliteHook`` (any common.sql hook whose connection is ``sqlite3``'s).
+    :param sql: the query.
+    """
+
+    name = "arrow (sqlite3)"
+
+    def __init__(self, hook: Any, sql: str) -> None:
+        self.sql = sql
+        self.hook = hook
+
+    def open(self) -> Iterator[pa.RecordBatch]:
+        return self._batches()
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        conn = self.hook.get_conn()
+        try:
+            if driver_name(conn) != "sqlite3":
+                raise SlsInputError(f"The sqlite connection's driver is {driver_name(conn)}, not sqlite3")
+            read_only_session(conn, "sqlite3")
+            cursor = conn.cursor()
+            cursor.execute(self.sql)
+            if cursor.description is None:
+                raise SlsInputError("The sql returned no result set (is it a SELECT?)")
+            names = [column[0] for column in cursor.description]
+            while rows := cursor.fetchmany(BATCH_ROWS):
+                yield rows_to_batch(rows, names)
+            conn.rollback()  # the statement only read; whatever else it did is undone
+        finally:
+            conn.close()
+
+    def fix(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return batch
+
+    def close(self) -> None:
+        pass  # the connection is closed by the thread that reads (see the class doc)
