@@ -39,7 +39,7 @@ def rows_to_batch(rows: list[tuple], names: list[str]) -> pa.RecordBatch:
         if kind is not None:
             arrays.append(pa.array(values, type=kind))
         else:
-            arrays.append(column_text(pd.Series(values, dtype=object), name).to_arrow())
+            arrays.append(column_text(pd.Series(values, dtype=object), name).to_arrow().cast(pa.string()))
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
@@ -58,9 +58,11 @@ class SqliteArrowReader:
     def __init__(self, hook: Any, sql: str) -> None:
         self.sql = sql
         self.hook = hook
+        self._reading: Iterator[pa.RecordBatch] | None = None
 
     def open(self) -> Iterator[pa.RecordBatch]:
-        return self._batches()
+        self._reading = self._batches()
+        return self._reading
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         conn = self.hook.get_conn()
@@ -83,4 +85,7 @@ class SqliteArrowReader:
         return batch
 
     def close(self) -> None:
-        pass  # the connection is closed by the thread that reads (see the class doc)
+        # Called on the reading thread when it stops (readers._arrow_chunks): closing the generator
+        # there closes the connection there, not wherever the generator would be collected.
+        if self._reading is not None:
+            self._reading.close()  # type: ignore[attr-defined]

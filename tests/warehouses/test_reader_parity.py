@@ -67,6 +67,16 @@ class Lines:
         self.lines.append(message % args)
 
 
+def encoded_chunks(hook: Any, sql: str, reader: str, chunksize: int) -> list[bytes]:
+    """Every chunk's encoded rows, ``chunksize`` rows a chunk."""
+    out = []
+    for chunk in read_query(hook, sql, None, chunksize, reader, Lines()):
+        keys = list(chunk.columns) if isinstance(chunk, pd.DataFrame) else chunk.column_names
+        rows = encode_frame(chunk, keys) if isinstance(chunk, pd.DataFrame) else encode_arrow(chunk, keys)
+        out.append(bytes(rows.data))
+    return out
+
+
 def encoded(hook: Any, sql: str, reader: str, caplog: Any = None) -> tuple[list[bytes], str]:
     """Every chunk's encoded rows (what requests are cut from), and the reader's log line."""
     logger = Lines()
@@ -294,3 +304,49 @@ def test_sqlite_arrow_reader_errors_name_the_query(tmp_path: Any, monkeypatch: p
         SlsSourceError, match=r"arrow \(sqlite3\) reader.*no such table: nowhere.*Query: SELECT"
     ):
         list(read_query(hook, "SELECT * FROM nowhere", None, 2, "arrow"))
+
+
+def test_sqlite_column_changing_type_in_a_later_batch(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's warehouse: ``revenue`` is REAL for the first batches, then one row holds text.
+    Chunks straddling the two batches must still give the DB-API reader's bytes."""
+    import sqlite3
+
+    from sls_provider.sources.sqlite_arrow import BATCH_ROWS
+
+    path = tmp_path / "drift.db"
+    n = 2 * BATCH_ROWS + 500
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE d (id INTEGER PRIMARY KEY, revenue REAL, note)")
+        rows = [(i, i / 4, i) for i in range(n)]
+        rows[BATCH_ROWS + 7] = (BATCH_ROWS + 7, "n/a", b"\x01")  # text in a REAL column, a blob
+        db.executemany("INSERT INTO d VALUES (?, ?, ?)", rows)
+    db.close()
+    hook = sqlite_hook(path, monkeypatch)
+    sql = "SELECT * FROM d ORDER BY id"
+    for chunksize in (3_000, 20_000):
+        dbapi = [bytes(c) for c in encoded_chunks(hook, sql, "dbapi", chunksize)]
+        assert [bytes(c) for c in encoded_chunks(hook, sql, "arrow", chunksize)] == dbapi
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_sqlite_arrow_reader_closes_on_its_own_thread(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopping early closes the sqlite3 connection on the thread that opened it (sqlite3 refuses
+    any other: the error surfaced as 'Exception ignored' when the generator was collected)."""
+    import gc
+    import sqlite3
+
+    path = tmp_path / "stop.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE s (id INTEGER PRIMARY KEY)")
+        db.executemany("INSERT INTO s VALUES (?)", [(i,) for i in range(50_000)])
+    db.close()
+    hook = sqlite_hook(path, monkeypatch)
+    chunks = read_query(hook, "SELECT * FROM s ORDER BY id", None, 1_000, "arrow")
+    assert len(next(chunks)) == 1_000
+    chunks.close()  # type: ignore[attr-defined]
+    del chunks
+    gc.collect()
+    with sqlite3.connect(path) as db:  # not locked by a connection left open
+        db.execute("BEGIN EXCLUSIVE")
+        db.rollback()
+    db.close()
