@@ -100,7 +100,7 @@ def check(name: str, small: dict, large: dict, sink: CountingSink) -> None:
 
 READERS = {
     "postgres": {"arrow": "ADBC", "dbapi": "psycopg 3, server-side cursor"},
-    "mysql": {"arrow": "connectorx arrow_stream", "dbapi": "mysqlclient, SSCursor"},
+    "mysql": {"arrow": "mysqlclient, use_result into Arrow", "dbapi": "mysqlclient, SSCursor"},
 }
 
 

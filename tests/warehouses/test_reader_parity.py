@@ -300,3 +300,20 @@ def test_mariadb_reader_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "dbapi reader" in line and "without a memory bound" in line
     _, line = encoded(hook, "SELECT 1 AS one", "arrow")
     assert "arrow (connectorx) reader" in line
+
+
+def test_mariadb_arrow_reader_error_mid_stream(mariadb: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection killed while rows are pending: the export fails, naming the reader and the
+    query, instead of ending as if the result were complete."""
+    import time
+
+    hook = hook_for(mariadb, monkeypatch)
+    sql = "SELECT CONNECTION_ID() AS cid, seq FROM seq_1_to_100000000"
+    chunks = read_query(hook, sql, None, 1000, "auto")
+    first = next(chunks)
+    mariadb.execute(f"KILL {first.column('cid')[0].as_py()}")
+    started = time.monotonic()
+    with pytest.raises(SlsSourceError, match=r"\(arrow \(mysqlclient\) reader\).*seq_1_to_100000000"):
+        for _ in chunks:
+            assert time.monotonic() - started < 60
+    chunks.close()
