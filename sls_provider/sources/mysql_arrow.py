@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sls_provider.core.encode import column_text
 from sls_provider.sources.arrow import Unfaithful, mysql_bool_text, numeric_text
@@ -201,13 +202,35 @@ def _native(
         inner = parse[0].cell_contents if parse else converter
         if inner is not defaults.get(type_code):
             return None
-        kind = pa.date32() if type_code == _DATE else pa.timestamp("us")
-        return lambda raw: raw.cast(pa.string()).cast(kind)
+        return _date_cast(type_code == _DATE)
     if converter is str and utf8:
         return lambda raw: raw.cast(pa.string())
     if converter is None or converter is bytes:
         return lambda raw: raw
     return None
+
+
+#: 0001-01-01, the first day Python's dates hold, in days and microseconds since 1970-01-01.
+_FIRST_DAY, _FIRST_MICROSECOND = -719_162, -62_135_596_800_000_000
+
+
+def _date_cast(date: bool) -> Callable[[pa.Array], pa.Array]:
+    """Arrow reads the year 0 (``0000-01-01``), which mysqlclient cannot parse: the DB-API reader
+    then sends the database's text, so such a batch is spelled value by value."""
+    kind, storage, first = (
+        (pa.date32(), pa.int32(), _FIRST_DAY)
+        if date
+        else (pa.timestamp("us"), pa.int64(), _FIRST_MICROSECOND)
+    )
+
+    def cast(raw: pa.Array) -> pa.Array:
+        column = raw.cast(pa.string()).cast(kind)
+        low = pc.min(column.view(storage)).as_py()
+        if low is not None and low < first:
+            raise pa.ArrowInvalid("a date before 0001-01-01")
+        return column
+
+    return cast
 
 
 class _Column:
