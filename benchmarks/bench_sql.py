@@ -4,9 +4,10 @@
 
 For PostgreSQL and MariaDB: a table of the web-events shape (timestamp, bigint, 5 short texts, float,
 int), then in alternating rounds: the floor (``psql -c "COPY (query) TO STDOUT"`` / ``mysql --quick
---batch -e query``, to /dev/null), the Arrow driver's fetch alone, and ``SlsWebTrackingOperator(sql=...)
-.execute()`` with ``sql_reader="dbapi"``, ``"auto"`` (ADBC on PostgreSQL, the DB-API reader on
-MariaDB) and ``"arrow"`` (ADBC / connectorx) to a local byte-counting sink
+--batch -e query``, to /dev/null), the Arrow reader's fetch alone (ADBC; on MariaDB the mysqlclient
+Arrow reader's batches, and connectorx's for comparison), and ``SlsWebTrackingOperator(sql=...)
+.execute()`` with ``sql_reader="dbapi"``, ``"auto"`` and ``"arrow"`` (both ADBC on PostgreSQL and the
+mysqlclient Arrow reader, ``sources/mysql_arrow.py``, on MariaDB) to a local byte-counting sink
 (``benchmarks/sink.py``). Prints medians (rows/s) and each one's ratio to the floor of the same run:
 on a loaded machine only the ratios mean something.
 """
@@ -86,6 +87,21 @@ def fetch_alone(kind: str, sql: str) -> float:
             cur.execute(sql)
             for _ in cur.fetch_record_batch():
                 pass
+    elif kind == "mysql":
+        import MySQLdb
+
+        from sls_provider.sources.mysql_arrow import MySqlClientArrowReader
+
+        class Hook:
+            def get_conn(self) -> object:
+                return MySQLdb.connect(host="127.0.0.1", user="root", database="test", charset="utf8mb4")
+
+        reader = MySqlClientArrowReader(Hook(), sql)
+        try:
+            for _ in reader.open():
+                pass
+        finally:
+            reader.close()
     else:
         import connectorx
 
@@ -136,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                     runs = [
                         ("floor", lambda k=kind: floor(k, sql)),
                         ("driver fetch alone", lambda k=kind: fetch_alone(k, sql)),
+                        *(
+                            [("connectorx fetch alone", lambda: fetch_alone("connectorx", sql))]
+                            if kind == "mysql"
+                            else []
+                        ),
                         ("operator, dbapi reader", lambda k=kind: operator(k, sql, "dbapi", sink.port)),
                         ("operator, auto", lambda k=kind: operator(k, sql, "auto", sink.port)),
                         ("operator, arrow reader", lambda k=kind: operator(k, sql, "arrow", sink.port)),

@@ -24,6 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sls_provider.core.encode import arrow_column_text
 from sls_provider.core.values import to_text
 from sls_provider.sources.sql import read_only_session
 
@@ -292,7 +293,7 @@ def rechunk(batches: Iterator[pa.RecordBatch], chunksize: int) -> Iterator[pa.Ta
         pending.append(batch)
         rows += batch.num_rows
         if rows >= chunksize:
-            table = pa.Table.from_batches(pending)
+            table = _concat(pending)
             start = 0
             while rows - start >= chunksize:
                 yield table.slice(start, chunksize)
@@ -300,4 +301,33 @@ def rechunk(batches: Iterator[pa.RecordBatch], chunksize: int) -> Iterator[pa.Ta
             rest = table.slice(start).to_batches()
             pending, rows = [b for b in rest if b.num_rows], rows - start
     if rows:
-        yield pa.Table.from_batches(pending)
+        yield _concat(pending)
+
+
+def _concat(batches: list[pa.RecordBatch]) -> pa.Table:
+    """One table of ``batches``. A column whose type differs between them (a reader that spells one
+    batch's column value by value, e.g. MySQL's zero dates) becomes text in all of them, spelled by
+    the encoder's own :func:`~sls_provider.core.encode.arrow_column_text`, so the bytes sent are the
+    same as if each batch had been encoded alone."""
+    schema = batches[0].schema
+    if all(b.schema.equals(schema) for b in batches[1:]):
+        return pa.Table.from_batches(batches)
+    differ = {
+        i
+        for i, field in enumerate(schema)
+        if any(not b.schema.field(i).type.equals(field.type) for b in batches)
+    }
+    texts = []
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        columns = [
+            _text(table.column(i), name) if i in differ else table.column(i)
+            for i, name in enumerate(table.column_names)
+        ]
+        texts.append(pa.Table.from_arrays(columns, names=table.column_names))
+    return pa.concat_tables(texts)
+
+
+def _text(column: pa.ChunkedArray, name: str) -> pa.Array:
+    # A table of the one column: the result's names may repeat (SELECT a, a).
+    return arrow_column_text(pa.table([column], names=[name]), name).to_arrow().cast(pa.string())

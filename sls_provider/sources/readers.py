@@ -1,11 +1,14 @@
 """Which reader runs a query, and the thread that reads ahead of the encoder.
 
-``sql_reader="auto"`` takes the Arrow reader (:mod:`sls_provider.sources.arrow`,
-:mod:`sls_provider.sources.sqlite_arrow`) where one exists for the connection, its driver is
-installed (the ``arrow`` extra) and its memory is bounded (PostgreSQL's ADBC, SQLite's own; not
-MySQL's connectorx, see :data:`CONNECTORX_UNBOUNDED`), and the DB-API reader
-(:mod:`sls_provider.sources.sql`) otherwise, or when the query's columns include a type the Arrow
-reader does not spell as the DB-API reader does. ``"arrow"`` fails instead of falling back;
+``sql_reader="auto"`` takes the Arrow reader where one exists for the connection, its driver is
+installed and its memory is bounded: PostgreSQL's ADBC (:mod:`sls_provider.sources.arrow`, the
+``arrow`` extra) and, for MySQL/MariaDB through mysqlclient (the mysql hook's default client), the
+hook's own connection read as raw text into Arrow (:mod:`sls_provider.sources.mysql_arrow`; no extra
+needed), and SQLite's rows built into Arrow columns (:mod:`sls_provider.sources.sqlite_arrow`).
+connectorx, which reads ahead without a memory bound (:data:`CONNECTORX_UNBOUNDED`), is used only
+with ``sql_reader="arrow"`` on a MySQL connection of another client. The DB-API reader
+(:mod:`sls_provider.sources.sql`) runs otherwise, and for a query whose columns include a type the
+Arrow reader does not spell as the DB-API reader does. ``"arrow"`` fails instead of falling back;
 ``"dbapi"`` always reads through the hook's DB-API connection. Either way one log line says which
 reader runs and why.
 
@@ -24,6 +27,7 @@ from typing import Any
 
 from sls_provider.core.errors import SlsConfigError, SlsError, SlsSourceError
 from sls_provider.sources.arrow import MySqlArrowReader, PostgresArrowReader, Unfaithful, rechunk
+from sls_provider.sources.mysql_arrow import BATCH_ROWS, MySqlClientArrowReader
 from sls_provider.sources.sql import check_read_only, stream_query
 from sls_provider.sources.sqlite_arrow import SqliteArrowReader
 
@@ -41,10 +45,12 @@ def check_sql_reader(sql_reader: str) -> str:
     return sql_reader
 
 
-#: Why ``auto`` does not take connectorx: its ``arrow_stream`` reads ahead without a bound when the
-#: export is slower than the query (as it is when sending is throttled), so memory grows with the
-#: result: +250 MB from 300,000 to 3,000,000 rows in ``benchmarks/bench_memory.py``, against +30 MB
-#: for the DB-API reader. ``sql_reader="arrow"`` still uses it, for a result that fits in memory.
+#: Why ``auto`` does not take connectorx (which reads only a MySQL connection whose client is not
+#: mysqlclient: mysqlclient's has :class:`~sls_provider.sources.mysql_arrow.MySqlClientArrowReader`):
+#: its ``arrow_stream`` reads ahead without a bound when the export is slower than the query (as it is
+#: when sending is throttled), so memory grows with the result: +250 MB from 300,000 to 3,000,000 rows
+#: in ``benchmarks/bench_memory.py``, against +30 MB for the DB-API reader. ``sql_reader="arrow"``
+#: still uses it, for a result that fits in memory.
 CONNECTORX_UNBOUNDED = (
     "connectorx reads ahead without a memory bound when the export is slower than the query; "
     "sql_reader='arrow' uses it anyway"
@@ -62,16 +68,33 @@ def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str
     if conn_type == "postgres":
         reader, package = PostgresArrowReader, "adbc_driver_postgresql"
     elif conn_type == "mysql":
-        if sql_reader == "auto":
+        if _mysql_client(hook) == "mysqlclient":
+            reader, package = MySqlClientArrowReader, "MySQLdb"
+        elif sql_reader == "auto":
             return None, CONNECTORX_UNBOUNDED
-        reader, package = MySqlArrowReader, "connectorx"
+        else:
+            reader, package = MySqlArrowReader, "connectorx"
     else:
         return None, f"no Arrow reader for {conn_type or type(hook).__name__} connections"
     if find_spec(package) is None:
         return None, f"{package} is not installed (pip install 'airflow-provider-sls[arrow]')"
     if parameters is not None:
         return None, "the query has parameters, which the DB-API driver binds in its own paramstyle"
+    if reader is MySqlClientArrowReader:
+        return reader, (
+            f"{reader.name} streams the hook's mysqlclient connection (use_result, raw text into Arrow, "
+            f"{BATCH_ROWS:,}-row batches)"
+        )
     return reader, f"{reader.name} reads {conn_type} natively"
+
+
+def _mysql_client(hook: Any) -> str:
+    """The MySQL hook's client library: ``mysqlclient`` (its default) or ``mysql-connector-python``."""
+    try:
+        conn = hook.get_connection(getattr(hook, hook.conn_name_attr))
+        return str(conn.extra_dejson.get("client") or "mysqlclient")
+    except Exception:  # noqa: BLE001 - not a MySqlHook as we know it: the reader checks the connection
+        return "mysqlclient"
 
 
 def read_query(

@@ -100,7 +100,7 @@ def check(name: str, small: dict, large: dict, sink: CountingSink) -> None:
 
 READERS = {
     "postgres": {"arrow": "ADBC", "dbapi": "psycopg 3, server-side cursor"},
-    "mysql": {"arrow": "connectorx arrow_stream", "dbapi": "mysqlclient, SSCursor"},
+    "mysql": {"arrow": "mysqlclient, use_result into Arrow", "dbapi": "mysqlclient, SSCursor"},
     "sqlite": {"arrow": "sqlite3 rows to Arrow columns", "dbapi": "sqlite3 cursor"},
 }
 SQLITE_TABLE = """CREATE TABLE {t} AS WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g

@@ -49,6 +49,31 @@ MARIA_EXTRA_ROWS = [
     "NULL, '中')",
 ]
 
+# What the mysqlclient Arrow reader spells value by value or through a cast that could part from the
+# DB-API reader's Python values: TIME (negative, past 24 h, fractions), BIT(1)/BIT(8), MySQL's JSON
+# function results, zero dates next to valid ones (sql_mode=''), unsigned and decimal extremes, 4-byte
+# UTF-8, binary with NUL and 0xff, a _bin collation (binary flag, but text), NULLs everywhere.
+MARIA_EDGE_DDL = """CREATE TABLE {t} (id int PRIMARY KEY, clock time(6), bit1 bit(1), bit8 bit(8),
+    day date, dt datetime(3), ts timestamp NULL, uns bigint unsigned, sig bigint, wide decimal(38,10),
+    tinyd decimal(20,12), emoji varchar(20), bytes blob, coll varchar(10) COLLATE utf8mb4_bin,
+    dbl double, f float, med mediumint unsigned, yes boolean) DEFAULT CHARSET=utf8mb4"""
+MARIA_EDGE_ROWS = [
+    "(1, '-838:59:59', b'1', b'11111111', '2026-03-01', '2026-03-01 10:00:00.125', '2026-03-01 10:00:00', "
+    "18446744073709551615, -9223372036854775808, 9999999999999999999999999999.9999999999, "
+    "0.000000000001, '😀 café', x'00ff00', 'Ab', 1e308, 3.4e38, 16777215, 1)",
+    "(2, '100:00:00.5', b'0', b'00000000', '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', "
+    "0, 9223372036854775807, -0.0000000001, 0.000000100000, '', x'', '', -0.0, 1e-7, 0, 0)",
+    "(3" + ", NULL" * 17 + ")",
+    "(4, '-00:00:01', b'1', b'10000000', '2024-02-00', '2024-00-01 00:00:00', NULL, 1, 0, 0, 0, "
+    "'中文', x'ff', 'z', 0.1, 0.1, 1, 2)",
+    "(5, '24:00:00', NULL, b'00000001', '1000-01-01', '9999-12-31 23:59:59.999', '1970-01-01 00:00:01', "
+    "NULL, NULL, 123.4500000000, 1.000000000000, NULL, NULL, NULL, 5e-324, -1, NULL, NULL)",
+    # The year 0: Arrow reads it, Python's dates do not (the DB-API reader sends the text).
+    "(6, NULL, NULL, NULL, '0000-01-01', '0000-01-01 00:00:00.5', NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    "NULL, NULL, NULL, NULL, NULL)",
+]
+MARIA_EDGE_QUERIES = {"clock": "clock", "js": "JSON_OBJECT('n', 12345678901234567890.5, 'e', 'é')"}
+
 
 def hook_for(server: Server, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> Any:
     from airflow.sdk import BaseHook
@@ -178,9 +203,46 @@ def test_postgres_readers_give_the_same_bytes(
     assert PG_OPTIONS  # the fidelity DAG's own zone is covered by its test
 
 
+@pytest.mark.parametrize("batch_rows", [None, 1])
 def test_mariadb_readers_give_the_same_bytes(
+    scratch_tables: list,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    batch_rows: int | None,
+) -> None:
+    """Batches of one row: a column's batches then differ in type (a zero date's batch is spelled
+    value by value, the others cast), which the chunks must join without a different spelling."""
+    require(MARIADB)
+    if batch_rows:
+        monkeypatch.setattr("sls_provider.sources.mysql_arrow.BATCH_ROWS", batch_rows)
+    base, extra, edge = table_name("sls_parity"), table_name("sls_parity_x"), table_name("sls_parity_e")
+    scratch_tables += [(MARIADB, base), (MARIADB, extra), (MARIADB, edge)]
+    MARIADB.execute(MARIA_DDL.format(t=base), f"INSERT INTO {base} VALUES " + ", ".join(MARIA_ROWS))
+    MARIADB.execute(
+        MARIA_EXTRA_DDL.format(t=extra), f"INSERT INTO {extra} VALUES " + ", ".join(MARIA_EXTRA_ROWS)
+    )
+    MARIADB.execute(
+        "SET SESSION sql_mode = ''",  # zero dates
+        MARIA_EDGE_DDL.format(t=edge),
+        f"INSERT INTO {edge} VALUES " + ", ".join(MARIA_EDGE_ROWS),
+        f"ALTER TABLE {edge} ADD COLUMN js json",
+        f"UPDATE {edge} SET js = {MARIA_EDGE_QUERIES['js']} WHERE id < 3",
+    )
+    hook = hook_for(MARIADB, monkeypatch, charset="utf8mb4")
+    read = check_parity(
+        MARIADB, hook, [base, extra, edge], caplog, queries={"doc": "JSON_COMPACT(doc)"}, reader="auto"
+    )
+    # mysqlclient's reader reads every column (value by value where a cast would part).
+    assert read == set(columns_of(MARIADB, base) + columns_of(MARIADB, extra) + columns_of(MARIADB, edge)) | {
+        "*"
+    }
+
+
+def test_mariadb_connectorx_reads_what_it_can(
     scratch_tables: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """connectorx, still used with sql_reader="arrow" for a MySQL connection whose client is not
+    mysqlclient, against the DB-API reader of the same (mysql-connector-python) connection."""
     require(MARIADB)
     base, extra = table_name("sls_parity"), table_name("sls_parity_x")
     scratch_tables += [(MARIADB, base), (MARIADB, extra)]
@@ -188,32 +250,34 @@ def test_mariadb_readers_give_the_same_bytes(
     MARIADB.execute(
         MARIA_EXTRA_DDL.format(t=extra), f"INSERT INTO {extra} VALUES " + ", ".join(MARIA_EXTRA_ROWS)
     )
-    hook = hook_for(MARIADB, monkeypatch, charset="utf8mb4")
-    # connectorx is only used when asked for (auto leaves it out: its memory is not bounded).
+    hook = hook_for(MARIADB, monkeypatch, charset="utf8mb4", client="mysql-connector-python")
     read = check_parity(
         MARIADB, hook, [base, extra], caplog, queries={"doc": "JSON_COMPACT(doc)"}, reader="arrow"
     )
-    assert read >= {
-        "big",
-        "ts",
-        "stamp",
-        "day",
-        "flag",
-        "doc",
-        "bin",
-        "note",
-        "dbl",
-        "small",
-        "tiny",
-        "uns",
-        "e",
-        "vb",
-        "y",
-        "dt",
-        "d",
-        "txt",
-    }
+    assert read >= {"big", "ts", "stamp", "day", "doc", "bin", "note", "dbl", "small", "uns", "e", "vb"}
     assert not read & {"tm", "bits", "f", "wide", "cents", "amount", "*"}
+
+
+def test_mariadb_arrow_reader_streams(mariadb: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result far larger than memory: batches of BATCH_ROWS arrive as they are read, and stopping
+    early closes at once rather than reading the rest."""
+    import time
+
+    from sls_provider.sources.mysql_arrow import BATCH_ROWS, MySqlClientArrowReader
+
+    hook = hook_for(mariadb, monkeypatch, charset="utf8mb4")
+    reader = MySqlClientArrowReader(hook, "SELECT seq, CONCAT('row ', seq) AS s FROM seq_1_to_200000")
+    try:
+        sizes = [batch.num_rows for batch in reader.open()]
+    finally:
+        reader.close()
+    assert sum(sizes) == 200_000 and max(sizes) == BATCH_ROWS, sizes
+    reader = MySqlClientArrowReader(hook, "SELECT seq, REPEAT('x', 100) AS s FROM seq_1_to_100000000")
+    started = time.monotonic()
+    batches = reader.open()
+    first = next(iter(batches))
+    reader.close()
+    assert first.num_rows == BATCH_ROWS and time.monotonic() - started < 5
 
 
 def test_forced_arrow_reader_refuses_rather_than_falls_back(
@@ -236,10 +300,15 @@ def test_errors_name_the_query_and_the_reader(
     assert "sls_no_such_table" in str(info.value)
 
 
-def test_auto_leaves_connectorx_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    """connectorx reads ahead without a bound when the export is slower than the query (memory grew
-    by 250 MB from 300k to 3M rows in benchmarks/bench_memory.py): auto takes the DB-API reader."""
+def test_mariadb_reader_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto reads mysqlclient connections with the mysqlclient Arrow reader; connectorx, which reads
+    ahead without a bound when the export is slower than the query (memory grew by 250 MB from 300k
+    to 3M rows in benchmarks/bench_memory.py), only with sql_reader="arrow" on another client."""
     hook = hook_for(require(MARIADB), monkeypatch)
+    for reader in ("auto", "arrow"):
+        _, line = encoded(hook, "SELECT 1 AS one", reader)
+        assert "arrow (mysqlclient) reader" in line and "use_result" in line
+    hook = hook_for(MARIADB, monkeypatch, client="mysql-connector-python")
     _, line = encoded(hook, "SELECT 1 AS one", "auto")
     assert "dbapi reader" in line and "without a memory bound" in line
     _, line = encoded(hook, "SELECT 1 AS one", "arrow")
@@ -350,3 +419,20 @@ def test_sqlite_arrow_reader_closes_on_its_own_thread(tmp_path: Any, monkeypatch
         db.execute("BEGIN EXCLUSIVE")
         db.rollback()
     db.close()
+
+
+def test_mariadb_arrow_reader_error_mid_stream(mariadb: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection killed while rows are pending: the export fails, naming the reader and the
+    query, instead of ending as if the result were complete."""
+    import time
+
+    hook = hook_for(mariadb, monkeypatch)
+    sql = "SELECT CONNECTION_ID() AS cid, seq FROM seq_1_to_100000000"
+    chunks = read_query(hook, sql, None, 1000, "auto")
+    first = next(chunks)
+    mariadb.execute(f"KILL {first.column('cid')[0].as_py()}")
+    started = time.monotonic()
+    with pytest.raises(SlsSourceError, match=r"\(arrow \(mysqlclient\) reader\).*seq_1_to_100000000"):
+        for _ in chunks:
+            assert time.monotonic() - started < 60
+    chunks.close()

@@ -1,0 +1,258 @@
+"""MySQL/MariaDB as Arrow record batches through mysqlclient's own low-level API, streamed and bounded.
+
+The hook's ``MySQLdb`` connection runs the query with ``mysql_use_result`` (rows are read off the
+socket as they are fetched, as ``SSCursor`` does, so the server waits on a slow export and memory stays
+a few batches), and the rows are fetched as the server's raw text, without a Python converter, in
+batches of :data:`BATCH_ROWS`. Each column then becomes one Arrow array:
+
+- **native**, where an Arrow cast of the text spells every value exactly as the DB-API reader's Python
+  value does: integers (``TINYINT(1)`` as ``mysql_bool_text``), ``YEAR``, ``DOUBLE``/``FLOAT`` (parsed
+  as float64, as ``float(text)`` is), ``DECIMAL`` (its text, put as ``str(Decimal)`` spells it),
+  ``DATE``/``DATETIME``/``TIMESTAMP``, UTF-8 text and binary strings;
+- **value by value** otherwise (``TIME``, ``BIT``, ``JSON``, converters the connection was given, a
+  batch whose dates Arrow cannot read such as MariaDB's zero date): the very conversion the DB-API
+  reader applies (the connection's converter chosen as mysqlclient chooses it, then the
+  :mod:`~sls_provider.sources.types` fix of the column), spelled by
+  :func:`~sls_provider.core.encode.column_text`. The spelling is the DB-API reader's by construction.
+
+The session is the DB-API reader's: read-only (:func:`~sls_provider.sources.sql.read_only_session`),
+``net_write_timeout`` raised, date converters keeping unparsed text (``keep_date_text``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sls_provider.core.encode import column_text
+from sls_provider.sources.arrow import Unfaithful, mysql_bool_text, numeric_text
+from sls_provider.sources.sql import _set_net_write_timeout, abort, read_only_session
+from sls_provider.sources.types import description_fixes, keep_date_text
+
+#: Rows fetched per batch: about a chunk (the default chunksize is 10,000 rows), so that what the
+#: read-ahead holds stays a few chunks; large enough that per-batch costs do not show.
+BATCH_ROWS = 16_384
+
+# MySQL protocol field types and flags (MySQLdb.constants.FIELD_TYPE, FLAG).
+_DECIMAL, _TINY, _FLOAT, _DOUBLE, _TIMESTAMP, _DATE, _DATETIME, _NEWDECIMAL = 0, 1, 4, 5, 7, 10, 12, 246
+_INTS = {1, 2, 3, 8, 9, 13}  # TINY, SHORT, LONG, LONGLONG, INT24, YEAR
+#: Types mysqlclient hands to a converter as ``str`` (the rest as ``bytes``): ``_mysql_field_to_python``.
+_STR_ARGUMENT = {0, 246, 7, 12, 11, 10}
+_UNSIGNED, _BINARY = 32, 128
+_CHARSET_BINARY = 63
+# Python codecs for the charsets mysqlclient names differently (``_get_encoding`` in _mysql.c).
+_ENCODINGS = {"latin1": "cp1252", "koi8r": "koi8_r", "koi8u": "koi8_u"}
+
+Convert = Callable[[bytes], Any]
+
+
+def _choose(entry: Any, flags: int) -> Any:
+    """The converter mysqlclient picks for a field from the connection's converter entry: a list of
+    ``(flag mask, converter)`` is matched against the field's flags (``_mysql_ResultObject_Initialize``)."""
+    if entry is None or not isinstance(entry, list | tuple):
+        return entry
+    for item in entry:
+        if isinstance(item, tuple) and len(item) == 2:
+            mask, fun = item
+            if not isinstance(mask, int) or mask & flags:
+                return fun
+    return None
+
+
+def _python(converter: Any, type_code: int, encoding: str) -> Convert:
+    """The Python value mysqlclient makes of a field's text with ``converter``."""
+    if converter is str:
+        return lambda raw: raw.decode(encoding)
+    if converter is None or converter is bytes:
+        return lambda raw: raw
+    if converter is int:
+        return int
+    if type_code in _STR_ARGUMENT:
+        return lambda raw: converter(raw.decode("utf-8"))
+    return converter  # type: ignore[no-any-return]
+
+
+class MySqlClientArrowReader:
+    """Streams a query's result from MySQL/MariaDB through the hook's mysqlclient connection.
+
+    :param hook: a ``MySqlHook`` whose client is mysqlclient (``MySQLdb``).
+    :param sql: the query.
+    """
+
+    name = "arrow (mysqlclient)"
+
+    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None) -> None:
+        self.hook = hook
+        self.sql = sql
+        self.batch_rows = batch_rows or BATCH_ROWS
+        self.conn: Any = None
+        self.result: Any = None
+        self.done = False
+
+    def open(self) -> Iterator[pa.RecordBatch]:
+        """Run the query; the batches are read as they are iterated."""
+        from MySQLdb import _mysql
+
+        conn = self.conn = self.hook.get_conn()
+        if not isinstance(conn, _mysql.connection):
+            raise Unfaithful(f"the hook's connection is a {type(conn).__module__} one, not mysqlclient's")
+        read_only_session(conn, "MySQLdb")
+        keep_date_text(conn, "MySQLdb")
+        _set_net_write_timeout(conn)
+        encoding = str(conn.character_set_name()).lower()
+        utf8 = encoding.startswith("utf8")
+        encoding = "utf-8" if utf8 else _ENCODINGS.get(encoding, encoding)
+        conn.query(self.sql.encode(conn.encoding) if isinstance(self.sql, str) else self.sql)
+        # A converter entry of (BINARY, bytes) for every type: each field's converter is then ``bytes``
+        # exactly where mysqlclient sees a binary string (charset 63; field_flags() alone cannot tell
+        # those from text in a _bin collation), and every value arrives as the server's raw bytes.
+        probe = {code: [(_BINARY, bytes)] for code in range(256)}
+        self.result = result = _mysql.result(conn, 1, probe)
+        description = result.describe()
+        if not description:
+            raise Unfaithful("the statement returned no result set")
+        names = [column[0] for column in description]
+        fixes = description_fixes("MySQLdb", description)
+        defaults = _default_converters()
+        columns = []
+        for i, (column, raw_flags, marker) in enumerate(
+            zip(description, result.field_flags(), result.converter, strict=True)
+        ):
+            flags = (raw_flags | _BINARY) if marker is bytes else (raw_flags & ~_BINARY)
+            type_code = column[1]
+            converter = _choose(conn.converter.get(type_code), flags)
+            fix = fixes.get(i)
+            python = _python(converter, type_code, encoding)
+            native = _native(type_code, column[3], flags, converter, defaults, fix, utf8)
+            columns.append(_Column(names[i], python, fix, native))
+        return self._batches(result, columns)
+
+    def _batches(self, result: Any, columns: list[_Column]) -> Iterator[pa.RecordBatch]:
+        names = [c.name for c in columns]
+        while True:
+            rows = result.fetch_row(self.batch_rows, 0)
+            if not rows:
+                break
+            arrays = [column(values) for column, values in zip(columns, zip(*rows, strict=True), strict=True)]
+            del rows
+            yield pa.RecordBatch.from_arrays(arrays, names=names)
+        self.done = True
+
+    def fix(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return batch  # each column is already in the DB-API reader's spelling
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if not self.done:
+            # Rows still pending (an early stop, a failure): close the connection before the result
+            # is released, which would otherwise read every remaining row first (see sql.abort).
+            abort(conn)
+            self.result = None
+            return
+        self.result = None
+        try:
+            conn.rollback()  # the statement only read; whatever else it did is undone
+        finally:
+            conn.close()
+
+
+def _default_converters() -> dict[int, Any]:
+    from MySQLdb.converters import conversions
+
+    return conversions
+
+
+def _native(
+    type_code: int,
+    size: Any,
+    flags: int,
+    converter: Any,
+    defaults: dict[int, Any],
+    fix: Any,
+    utf8: bool,
+) -> Callable[[pa.Array], pa.Array] | None:
+    """The Arrow conversion of a column's raw text that spells as the DB-API reader's value does, or
+    ``None`` where only the value-by-value path does: a converter other than mysqlclient's own for the
+    type, or a fix of :mod:`~sls_provider.sources.types` other than the boolean's."""
+    if type_code in _INTS and converter is int:
+        if fix is not None:
+            if size != 1:
+                return None
+            return lambda raw: mysql_bool_text(raw.cast(pa.string()).cast(pa.int64()))
+        kind = pa.uint64() if flags & _UNSIGNED else pa.int64()
+        return lambda raw: raw.cast(pa.string()).cast(kind)
+    if fix is not None:
+        return None
+    if type_code in (_DOUBLE, _FLOAT) and converter is float:
+        return lambda raw: raw.cast(pa.string()).cast(pa.float64())
+    if type_code in (_DECIMAL, _NEWDECIMAL) and converter is Decimal:
+        return lambda raw: numeric_text(raw.cast(pa.string()))
+    if type_code in (_DATE, _DATETIME, _TIMESTAMP) and converter is not None:
+        # keep_date_text wrapped mysqlclient's parser in a closure: the cast stands for it only where
+        # the parser inside is mysqlclient's default one.
+        parse = getattr(converter, "__closure__", None)
+        inner = parse[0].cell_contents if parse else converter
+        if inner is not defaults.get(type_code):
+            return None
+        return _date_cast(type_code == _DATE)
+    if converter is str and utf8:
+        return lambda raw: raw.cast(pa.string())
+    if converter is None or converter is bytes:
+        return lambda raw: raw
+    return None
+
+
+#: 0001-01-01, the first day Python's dates hold, in days and microseconds since 1970-01-01.
+_FIRST_DAY, _FIRST_MICROSECOND = -719_162, -62_135_596_800_000_000
+
+
+def _date_cast(date: bool) -> Callable[[pa.Array], pa.Array]:
+    """Arrow reads the year 0 (``0000-01-01``), which mysqlclient cannot parse: the DB-API reader
+    then sends the database's text, so such a batch is spelled value by value."""
+    kind, storage, first = (
+        (pa.date32(), pa.int32(), _FIRST_DAY)
+        if date
+        else (pa.timestamp("us"), pa.int64(), _FIRST_MICROSECOND)
+    )
+
+    def cast(raw: pa.Array) -> pa.Array:
+        column = raw.cast(pa.string()).cast(kind)
+        low = pc.min(column.view(storage)).as_py()
+        if low is not None and low < first:
+            raise pa.ArrowInvalid("a date before 0001-01-01")
+        return column
+
+    return cast
+
+
+class _Column:
+    """One result column: its raw text -> an Arrow array in the DB-API reader's spelling."""
+
+    __slots__ = ("name", "native", "python", "fix")
+
+    def __init__(self, name: str, python: Convert, fix: Any, native: Any) -> None:
+        self.name, self.python, self.fix, self.native = name, python, fix, native
+
+    def __call__(self, values: tuple) -> pa.Array:
+        if self.native is not None:
+            try:
+                return self.native(pa.array(values, pa.binary()))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # e.g. a zero date in this batch: spelled value by value below
+        return self.by_value(values)
+
+    def by_value(self, values: tuple) -> pa.Array:
+        python, fix = self.python, self.fix
+        converted = [None if v is None else python(v) for v in values]
+        if fix is not None:
+            converted = [fix(v) for v in converted]
+        series = pd.Series(np.fromiter(converted, dtype=object, count=len(converted)), dtype=object)
+        return column_text(series, self.name).to_arrow().cast(pa.string())
