@@ -32,10 +32,10 @@ import pyarrow.compute as pc
 
 from sls_provider.core.encode import column_text
 from sls_provider.sources.arrow import Unfaithful, mysql_bool_text, numeric_text
-from sls_provider.sources.sql import _set_net_write_timeout, abort, read_only_session
+from sls_provider.sources.sql import abort, read_only_session, set_net_write_timeout
 from sls_provider.sources.types import description_fixes, keep_date_text
 
-#: Rows fetched per batch: about a chunk (the default chunksize is 10,000 rows), so that what the
+#: Rows fetched per batch: under a chunk (the default chunksize is 20,000 rows), so that what the
 #: read-ahead holds stays a few chunks; large enough that per-batch costs do not show.
 BATCH_ROWS = 16_384
 
@@ -104,7 +104,7 @@ class MySqlClientArrowReader:
             raise Unfaithful(f"the hook's connection is a {type(conn).__module__} one, not mysqlclient's")
         read_only_session(conn, "MySQLdb")
         keep_date_text(conn, "MySQLdb")
-        _set_net_write_timeout(conn)
+        set_net_write_timeout(conn)
         encoding = str(conn.character_set_name()).lower()
         utf8 = encoding.startswith("utf8")
         encoding = "utf-8" if utf8 else _ENCODINGS.get(encoding, encoding)
@@ -196,11 +196,9 @@ def _native(
     if type_code in (_DECIMAL, _NEWDECIMAL) and converter is Decimal:
         return lambda raw: numeric_text(raw.cast(pa.string()))
     if type_code in (_DATE, _DATETIME, _TIMESTAMP) and converter is not None:
-        # keep_date_text wrapped mysqlclient's parser in a closure: the cast stands for it only where
-        # the parser inside is mysqlclient's default one.
-        parse = getattr(converter, "__closure__", None)
-        inner = parse[0].cell_contents if parse else converter
-        if inner is not defaults.get(type_code):
+        # keep_date_text wrapped mysqlclient's parser (as ``.parse``): the cast stands for it only
+        # where the parser inside is mysqlclient's default one.
+        if getattr(converter, "parse", converter) is not defaults.get(type_code):
             return None
         return _date_cast(type_code == _DATE)
     if converter is str and utf8:

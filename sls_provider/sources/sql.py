@@ -193,15 +193,15 @@ def open_cursor(conn: Any, driver: str | None = None) -> Any:
         return conn.cursor(name=name)
     if driver in ("MySQLdb", "pymysql"):
         cursors = __import__(f"{driver}.cursors", fromlist=["SSCursor"])
-        _set_net_write_timeout(conn)
+        set_net_write_timeout(conn)
         return conn.cursor(cursors.SSCursor)
     if driver == "mysql":
-        _set_net_write_timeout(conn)
+        set_net_write_timeout(conn)
         return conn.cursor(buffered=False)
     return conn.cursor()
 
 
-def _set_net_write_timeout(conn: Any) -> None:
+def set_net_write_timeout(conn: Any) -> None:
     cursor = conn.cursor()
     try:
         cursor.execute(f"SET SESSION net_write_timeout = {MYSQL_NET_WRITE_TIMEOUT}")

@@ -107,6 +107,7 @@ def _text_if_unparsed(parse: Callable[[Any], Any]) -> Fix:
             return bytes(value).decode("ascii") if isinstance(value, bytes | bytearray) else value
         return parsed
 
+    convert.parse = parse  # type: ignore[attr-defined]  # what it wraps (the Arrow reader asks)
     return convert
 
 
