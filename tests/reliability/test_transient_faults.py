@@ -58,10 +58,11 @@ def assert_every_row_once_plus(emu: SlsEmulator, duplicates: int) -> None:
         pytest.param(
             lambda f: f.fail_every(7, status=503, error_code="ServerBusy"), None, id="every-7th-503"
         ),
-        # Refusals for quota are throttling: counted as such, not as retries.
-        pytest.param(lambda f: f.fail_next(12, status=429, error_code="TooManyRequests"), 0, id="burst-429"),
+        # Refusals for quota are throttling: counted as such, not as retries. (Refused with nothing
+        # through, an export probes at one request a second or slower: each refusal costs ~1 s here.)
+        pytest.param(lambda f: f.fail_next(6, status=429, error_code="TooManyRequests"), 0, id="burst-429"),
         pytest.param(
-            lambda f: f.fail_next(12, status=403, error_code="WriteQuotaExceed"), 0, id="burst-quota-403"
+            lambda f: f.fail_next(6, status=403, error_code="WriteQuotaExceed"), 0, id="burst-quota-403"
         ),
         pytest.param(
             lambda f: f.fail_next(6, status=403, error_code="ShardWriteQuotaExceed", retry_after=0.05),

@@ -130,16 +130,23 @@ def test_mariadb_memory_bounded(mariadb: Server, scratch_tables: list, reader: s
     check(f"MariaDB ({READERS['mysql'][reader]})", small, large, sink)
 
 
-@pytest.mark.parametrize("reader", ["arrow", "dbapi"])
-def test_sqlite_memory_bounded(tmp_path: Path, reader: str) -> None:
+@pytest.fixture(scope="module")
+def sqlite_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file of LARGE rows for both readers' tests (made once: it takes seconds)."""
     import sqlite3
 
-    path, table = tmp_path / "memory.db", "sls_mem"
+    path = tmp_path_factory.mktemp("memory") / "memory.db"
     with sqlite3.connect(path) as db:
-        db.execute(SQLITE_TABLE.format(t=table, n=LARGE))
-        db.execute(f"CREATE UNIQUE INDEX {table}_id ON {table} (id)")
+        db.execute(SQLITE_TABLE.format(t="sls_mem", n=LARGE))
+        db.execute("CREATE UNIQUE INDEX sls_mem_id ON sls_mem (id)")
     db.close()
-    small, large, sink = export_both(json.dumps({"conn_type": "sqlite", "host": str(path)}), table, reader)
+    return path
+
+
+@pytest.mark.parametrize("reader", ["arrow", "dbapi"])
+def test_sqlite_memory_bounded(sqlite_table: Path, reader: str) -> None:
+    connection = json.dumps({"conn_type": "sqlite", "host": str(sqlite_table)})
+    small, large, sink = export_both(connection, "sls_mem", reader)
     check(f"SQLite ({READERS['sqlite'][reader]})", small, large, sink)
 
 
