@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -215,6 +216,11 @@ def _ready(text: pl.Series) -> _Column:
 def column_text(column: pd.Series, name: str) -> pl.Series:
     """One column as a polars ``String`` series spelled as :func:`to_text` would, nulls for missing."""
     return _texts([_plan(column, name)]).to_series()
+
+
+def values_text(values: Iterable[Any], name: str) -> pl.Series:
+    """:func:`column_text` of Python values, spelled as an object column holding them would be."""
+    return _texts([_object_column(name, list(values))]).to_series()
 
 
 def _plan(column: pd.Series, name: str) -> _Column:

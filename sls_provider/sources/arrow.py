@@ -14,7 +14,7 @@ columns that need it are put into the DB-API spelling here, as Arrow columns (nu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sls_provider.core.encode import arrow_column_text
+from sls_provider.core.encode import arrow_column_text, values_text
 from sls_provider.core.values import to_text
 from sls_provider.sources.sql import read_only_session
 
@@ -326,6 +326,12 @@ def _concat(batches: list[pa.RecordBatch]) -> pa.Table:
         ]
         texts.append(pa.Table.from_arrays(columns, names=table.column_names))
     return pa.concat_tables(texts)
+
+
+def text_array(values: Iterable[Any], name: str) -> pa.Array:
+    """Python values as an Arrow string array in the encoder's spelling (for the readers' columns
+    spelled value by value)."""
+    return values_text(values, name).to_arrow().cast(pa.string())
 
 
 def _text(column: pa.ChunkedArray, name: str) -> pa.Array:

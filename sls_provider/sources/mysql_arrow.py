@@ -13,7 +13,7 @@ batches of :data:`BATCH_ROWS`. Each column then becomes one Arrow array:
   batch whose dates Arrow cannot read such as MariaDB's zero date): the very conversion the DB-API
   reader applies (the connection's converter chosen as mysqlclient chooses it, then the
   :mod:`~sls_provider.sources.types` fix of the column), spelled by
-  :func:`~sls_provider.core.encode.column_text`. The spelling is the DB-API reader's by construction.
+  :func:`~sls_provider.core.encode.values_text`. The spelling is the DB-API reader's by construction.
 
 The session is the DB-API reader's: read-only (:func:`~sls_provider.sources.sql.read_only_session`),
 ``net_write_timeout`` raised, date converters keeping unparsed text (``keep_date_text``).
@@ -25,13 +25,10 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sls_provider.core.encode import column_text
-from sls_provider.sources.arrow import Unfaithful, mysql_bool_text, numeric_text
+from sls_provider.sources.arrow import Unfaithful, mysql_bool_text, numeric_text, text_array
 from sls_provider.sources.sql import abort, read_only_session, set_net_write_timeout
 from sls_provider.sources.types import description_fixes, keep_date_text
 
@@ -252,5 +249,4 @@ class _Column:
         converted = [None if v is None else python(v) for v in values]
         if fix is not None:
             converted = [fix(v) for v in converted]
-        series = pd.Series(np.fromiter(converted, dtype=object, count=len(converted)), dtype=object)
-        return column_text(series, self.name).to_arrow().cast(pa.string())
+        return text_array(converted, self.name)

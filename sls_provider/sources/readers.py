@@ -61,11 +61,10 @@ def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str
     """The Arrow reader class for ``hook``, or ``None`` and why not."""
     conn_type = str(getattr(hook, "conn_type", "") or "")
     reader: Any
+    package: str | None
     if conn_type == "sqlite":
-        if parameters is not None:
-            return None, "the query has parameters, which the DB-API driver binds in its own paramstyle"
-        return SqliteArrowReader, "sqlite3's rows go straight to Arrow columns, without a pandas frame"
-    if conn_type == "postgres":
+        reader, package = SqliteArrowReader, None  # the standard library's sqlite3
+    elif conn_type == "postgres":
         reader, package = PostgresArrowReader, "adbc_driver_postgresql"
     elif conn_type == "mysql":
         if _mysql_client(hook) == "mysqlclient":
@@ -76,10 +75,12 @@ def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str
             reader, package = MySqlArrowReader, "connectorx"
     else:
         return None, f"no Arrow reader for {conn_type or type(hook).__name__} connections"
-    if find_spec(package) is None:
+    if package is not None and find_spec(package) is None:
         return None, f"{package} is not installed (pip install 'airflow-provider-sls[arrow]')"
     if parameters is not None:
         return None, "the query has parameters, which the DB-API driver binds in its own paramstyle"
+    if reader is SqliteArrowReader:
+        return reader, "sqlite3's rows go straight to Arrow columns, without a pandas frame"
     if reader is MySqlClientArrowReader:
         return reader, (
             f"{reader.name} streams the hook's mysqlclient connection (use_result, raw text into Arrow, "

@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 
-from sls_provider.core.encode import column_text
 from sls_provider.core.errors import SlsInputError
+from sls_provider.sources.arrow import text_array
 from sls_provider.sources.sql import driver_name, read_only_session
 
 #: Rows a batch: about a chunk's worth, so that what the read-ahead holds stays a few chunks.
@@ -39,7 +38,7 @@ def rows_to_batch(rows: list[tuple], names: list[str]) -> pa.RecordBatch:
         if kind is not None:
             arrays.append(pa.array(values, type=kind))
         else:
-            arrays.append(column_text(pd.Series(values, dtype=object), name).to_arrow().cast(pa.string()))
+            arrays.append(text_array(values, name))
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 

@@ -77,12 +77,13 @@ def simulate(
 ) -> None:
     """Run ``exports`` (``workers`` threads each) until all are done or ``seconds`` pass."""
     rng = random.Random(seed)
-    events: list[tuple[float, int, str, int, int]] = []  # (when, order, kind, export, size)
+    # (when, order, kind, export, size, when the request was let through)
+    events: list[tuple[float, int, str, int, int, float]] = []
     order = 0
 
-    def push(when: float, kind: str, index: int, size: int = 0) -> None:
+    def push(when: float, kind: str, index: int, size: int = 0, sent: float = 0.0) -> None:
         nonlocal order
-        heapq.heappush(events, (when, order, kind, index, size))
+        heapq.heappush(events, (when, order, kind, index, size, sent))
         order += 1
 
     begin = clock.now
@@ -90,9 +91,8 @@ def simulate(
         export.started = begin + i * stagger
         for _ in range(workers):
             push(export.started + rng.uniform(0, 0.01), "ready", i)
-    sent_at: dict[int, float] = {}
     while events:
-        when, number, kind, i, size = heapq.heappop(events)
+        when, _, kind, i, size, sent = heapq.heappop(events)
         if when > begin + seconds:
             break
         clock.now = when
@@ -107,25 +107,22 @@ def simulate(
             if wait > 0:
                 push(when + wait, "ready", i, size)  # asks again then
                 continue
-            push(when + rng.uniform(*delay), "arrive", i, size)
-            sent_at[order - 1] = when
+            push(when + rng.uniform(*delay), "arrive", i, size, when)
         elif kind == "arrive":
-            started = sent_at.pop(number)
             export.sent += 1
             try:
                 quotas.admit("p", "s", size)
             except EmulatorError:
                 export.refused += 1
-                push(when + 0.002, "refused", i, size)
+                push(when + 0.002, "refused", i, size, sent)
             else:
                 export.acked += size
-                push(when + rng.uniform(*delay), "acked", i, size)
-            sent_at[order - 1] = started
+                push(when + rng.uniform(*delay), "acked", i, size, sent)
         elif kind == "refused":
-            export.controller.on_throttle(sent_at.pop(number))
+            export.controller.on_throttle(sent)
             push(when, "ready", i, size)
         else:
-            export.controller.on_ack(size, sent_at.pop(number))
+            export.controller.on_ack(size, sent)
             export.pending -= 1
             if not export.todo and not export.pending:
                 export.finished = when
