@@ -8,8 +8,12 @@ int), then in alternating rounds: the floor (``psql -c "COPY (query) TO STDOUT"`
 Arrow reader's batches, and connectorx's for comparison), and ``SlsWebTrackingOperator(sql=...)
 .execute()`` with ``sql_reader="dbapi"``, ``"auto"`` and ``"arrow"`` (both ADBC on PostgreSQL and the
 mysqlclient Arrow reader, ``sources/mysql_arrow.py``, on MariaDB) to a local byte-counting sink
-(``benchmarks/sink.py``). Prints medians (rows/s) and each one's ratio to the floor of the same run:
-on a loaded machine only the ratios mean something.
+(``benchmarks/sink.py``), and the same operator given the same rows already in memory (a pyarrow Table,
+``dataframe=``): what encoding and sending cost with no reader at all, the ceiling of any reader.
+Prints medians (rows/s) and each one's ratio to the floor of the same run (on a loaded machine only
+the ratios mean something), and the CPU seconds of each run: the client's (this process's threads, or
+the ``psql``/``mysql`` child's) and the database server's (from ``/proc``: ``mariadbd``'s threads, the
+postmaster's reaped backends), since on two cores their sum bounds the wall time.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -25,6 +30,7 @@ import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,6 +72,32 @@ def drop_tables(table: str) -> None:
     db = MySQLdb.connect(host="127.0.0.1", user="root", db="test")
     db.cursor().execute(f"DROP TABLE IF EXISTS {table}")
     db.close()
+
+
+def server_cpu(kind: str) -> float | None:
+    """CPU seconds the database server has used so far, from ``/proc``; ``None`` where unreadable.
+
+    MariaDB: the ``mariadbd``/``mysqld`` process (every connection is a thread of it). PostgreSQL: the
+    postmaster's own and its reaped children's (each connection is a backend process that exits, and
+    is reaped, when the connection closes)."""
+    names = ("mariadbd", "mysqld") if kind == "mysql" else ("postgres",)
+    ticks = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or (proc / "comm").read_text().strip() not in names:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if kind == "postgres" and fields[1] != "1":  # ppid: only the postmaster
+            continue
+        return sum(int(x) for x in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+    return None
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def floor(kind: str, sql: str) -> float:
@@ -112,13 +144,41 @@ def fetch_alone(kind: str, sql: str) -> float:
     return time.perf_counter() - started
 
 
-def operator(kind: str, sql: str, reader: str, port: int) -> float:
+def in_memory(kind: str, sql: str) -> Any:
+    """The query's rows as one pyarrow Table (read once with the Arrow reader, outside the timing)."""
+    import pyarrow as pa
+
+    if kind == "postgres":
+        import adbc_driver_postgresql.dbapi as adbc
+
+        with adbc.connect("postgresql://postgres@127.0.0.1:5432/test") as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetch_arrow_table()
+    import MySQLdb
+
+    from sls_provider.sources.mysql_arrow import MySqlClientArrowReader
+
+    class Hook:
+        def get_conn(self) -> object:
+            return MySQLdb.connect(host="127.0.0.1", user="root", database="test", charset="utf8mb4")
+
+    reader = MySqlClientArrowReader(Hook(), sql)
+    try:
+        return pa.Table.from_batches(list(reader.open()))
+    finally:
+        reader.close()
+
+
+def operator(kind: str, sql: str, reader: str, port: int, table: Any = None) -> float:
     from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 
     os.environ["AIRFLOW_CONN_BENCH_SQL"] = json.dumps(PG if kind == "postgres" else MARIA)
-    op = SlsWebTrackingOperator(
-        task_id="bench_sql", sql=sql, sql_conn_id="bench_sql", sql_reader=reader, resume=False
-    )
+    if table is not None:
+        op = SlsWebTrackingOperator(task_id="bench_sql", dataframe=table, resume=False)
+    else:
+        op = SlsWebTrackingOperator(
+            task_id="bench_sql", sql=sql, sql_conn_id="bench_sql", sql_reader=reader, resume=False
+        )
     ti = SimpleNamespace(dag_id="bench_sql", task_id="bench_sql", run_id="bench", map_index=-1)
     started = time.perf_counter()
     op.execute({"ti": ti})  # type: ignore[arg-type]
@@ -138,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     make_tables(args.rows, table)
     sql = f"SELECT * FROM {table} ORDER BY id"
     times: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[tuple[float, float | None]]] = {}
     try:
+        tables = {kind: in_memory(kind, sql) for kind in ("postgres", "mysql")}
         with m.Sink() as sink:
             os.environ["AIRFLOW_CONN_SLS_DEFAULT"] = json.dumps(
                 {
@@ -160,9 +222,21 @@ def main(argv: list[str] | None = None) -> int:
                         ("operator, dbapi reader", lambda k=kind: operator(k, sql, "dbapi", sink.port)),
                         ("operator, auto", lambda k=kind: operator(k, sql, "auto", sink.port)),
                         ("operator, arrow reader", lambda k=kind: operator(k, sql, "arrow", sink.port)),
+                        (
+                            "operator, same rows from memory",
+                            lambda k=kind: operator(k, sql, "auto", sink.port, tables[k]),
+                        ),
                     ]
                     for name, run in runs:
+                        client, server = m.cpu_seconds() + child_cpu(), server_cpu(kind)
                         times.setdefault((kind, name), []).append(run())
+                        after = server_cpu(kind)
+                        cpu.setdefault((kind, name), []).append(
+                            (
+                                m.cpu_seconds() + child_cpu() - client,
+                                None if server is None or after is None else after - server,
+                            )
+                        )
     finally:
         drop_tables(table)
     rows = []
@@ -171,15 +245,20 @@ def main(argv: list[str] | None = None) -> int:
         for (k, name), seconds in times.items():
             if k == kind:
                 t = m.median(seconds)
-                rows.append([kind, name, f"{args.rows / t:,.0f}", f"{base / t:.2f}"])
-    print(f"{args.rows:,} rows, medians of {args.rounds} alternating rounds")
-    print(m.table(["database", "what", "rows/s", "x floor"], rows))
+                client = m.median([c for c, _ in cpu[(k, name)]])
+                servers = [s for _, s in cpu[(k, name)] if s is not None]
+                server = f"{m.median(servers):.1f}" if servers else "-"
+                rate, ratio = f"{args.rows / t:,.0f}", f"{base / t:.2f}"
+                rows.append([kind, name, rate, ratio, f"{t:.2f}", f"{client:.1f}", server])
+    print(f"{args.rows:,} rows, medians of {args.rounds} alternating rounds; CPU in seconds")
+    print(m.table(["database", "what", "rows/s", "x floor", "wall s", "client CPU", "server CPU"], rows))
     m.write_json(
         "bench_sql.json",
         {
             "rows": args.rows,
             "rounds": args.rounds,
             "seconds": {f"{k}/{n}": v for (k, n), v in times.items()},
+            "cpu_seconds": {f"{k}/{n}": v for (k, n), v in cpu.items()},
             "machine": m.machine(),
         },
     )
