@@ -148,7 +148,7 @@ class MySqlClientArrowReader:
             del rows
             flat = pa.array(values, pa.binary(), size=len(values)) if native else None
             first = np.arange(0, count * width, width)
-            arrays = [column(flat, first + i, values[i::width]) for i, column in enumerate(columns)]
+            arrays = [column(flat, first + i, values, i, width) for i, column in enumerate(columns)]
             del values, flat
             yield pa.RecordBatch.from_arrays(arrays, names=names)
         self.done = True
@@ -248,15 +248,18 @@ class _Column:
     def __init__(self, name: str, python: Convert, fix: Any, native: Any) -> None:
         self.name, self.python, self.fix, self.native = name, python, fix, native
 
-    def __call__(self, flat: pa.Array | None, positions: np.ndarray, values: list) -> pa.Array:
+    def __call__(
+        self, flat: pa.Array | None, positions: np.ndarray, values: list, i: int, width: int
+    ) -> pa.Array:
         """The column's array, from the batch's values as one flat array (``flat``, where the column
-        is at ``positions``) or as Python values (``values``)."""
+        is at ``positions``) or as Python values (``values``, the column's being every ``width``-th
+        from the ``i``-th)."""
         if self.native is not None and flat is not None:
             try:
                 return self.native(flat.take(positions))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass  # e.g. a zero date in this batch: spelled value by value below
-        return self.by_value(values)
+        return self.by_value(values[i::width])
 
     def by_value(self, values: list) -> pa.Array:
         python, fix = self.python, self.fix
