@@ -5,7 +5,8 @@
 For PostgreSQL and MariaDB: a table of the web-events shape (timestamp, bigint, 5 short texts, float,
 int), then in alternating rounds: the floor (``psql -c "COPY (query) TO STDOUT"`` / ``mysql --quick
 --batch -e query``, to /dev/null), the Arrow reader's fetch alone (ADBC; on MariaDB the mysqlclient
-Arrow reader's batches, and connectorx's for comparison), and ``SlsWebTrackingOperator(sql=...)
+Arrow reader's batches, mysqlclient's ``fetch_row`` tuples of raw bytes with nothing done to them, and
+connectorx's batches for comparison), and ``SlsWebTrackingOperator(sql=...)
 .execute()`` with ``sql_reader="dbapi"``, ``"auto"`` and ``"arrow"`` (both ADBC on PostgreSQL and the
 mysqlclient Arrow reader, ``sources/mysql_arrow.py``, on MariaDB) to a local byte-counting sink
 (``benchmarks/sink.py``), and the same operator given the same rows already in memory (a pyarrow Table,
@@ -134,6 +135,26 @@ def fetch_alone(kind: str, sql: str) -> float:
                 pass
         finally:
             reader.close()
+    elif kind == "first_row":
+        # Until the server sends the first row (for ORDER BY on a column without an index, after its
+        # sort): every reader waits that long, and so does the floor.
+        import MySQLdb
+
+        conn = MySQLdb.connect(host="127.0.0.1", user="root", database="test", charset="utf8mb4")
+        conn.query(sql.encode())
+        conn.close()  # without reading the rows: the server stops at the closed socket
+    elif kind == "fetch_row":
+        # mysqlclient making its row tuples of raw bytes, and nothing else: what any reader built on
+        # it pays before converting a value.
+        import MySQLdb
+        from MySQLdb import _mysql
+
+        conn = MySQLdb.connect(host="127.0.0.1", user="root", database="test", charset="utf8mb4")
+        conn.query(sql.encode())
+        result = _mysql.result(conn, 1, {code: [(128, bytes)] for code in range(256)})
+        while result.fetch_row(16_384, 0):
+            pass
+        conn.close()
     else:
         import connectorx
 
@@ -215,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
                         ("floor", lambda k=kind: floor(k, sql)),
                         ("driver fetch alone", lambda k=kind: fetch_alone(k, sql)),
                         *(
-                            [("connectorx fetch alone", lambda: fetch_alone("connectorx", sql))]
+                            [
+                                ("query until its first row", lambda: fetch_alone("first_row", sql)),
+                                ("mysqlclient fetch_row alone", lambda: fetch_alone("fetch_row", sql)),
+                                ("connectorx fetch alone", lambda: fetch_alone("connectorx", sql)),
+                            ]
                             if kind == "mysql"
                             else []
                         ),
