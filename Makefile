@@ -43,7 +43,7 @@ lint: venv
 	$(VENV)/bin/mypy sls_provider
 
 test: venv check-lock lint
-	$(PY) -m pytest -n 2 -q --ignore=tests/ui
+	$(PY) -m pytest -n 2 --dist loadgroup -q --ignore=tests/ui
 	if test -x /usr/bin/chromium; then $(MAKE) test-ui; else echo "no /usr/bin/chromium: make test-ui skipped"; fi
 	$(MAKE) test-oldest
 

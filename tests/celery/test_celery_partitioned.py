@@ -20,6 +20,10 @@ from tests.warehouses.web_events import build
 DAG_ID = "example_sls_partitioned"
 PARTS = 6
 ROWS = 60_000
+# Every machine-filling test runs on one xdist worker (``--dist loadgroup`` in the Makefile), one after
+# the other, while the other worker runs the rest: the same one-at-a-time as ``heavy``'s lock, without
+# a worker idling while it waits for that lock.
+pytestmark = pytest.mark.xdist_group("heavy")
 
 
 def redis_unreachable() -> str | None:

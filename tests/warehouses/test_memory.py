@@ -15,17 +15,22 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import sls_connection
-from tests.warehouses.conftest import Server, heavy, table_name
+from tests.warehouses.conftest import MARIADB, POSTGRES, Server, heavy, require, table_name
 from tests.warehouses.sink import CountingSink
 
 SMALL, LARGE = 300_000, 3_000_000
 BOUND = 100 * 1024 * 1024
 ROOT = Path(__file__).resolve().parents[2]
+# Every machine-filling test runs on one xdist worker (``--dist loadgroup`` in the Makefile), one after
+# the other, while the other worker runs the rest: the same one-at-a-time as ``heavy``'s lock, without
+# a worker idling while it waits for that lock.
+pytestmark = pytest.mark.xdist_group("heavy")
 
 # Five columns of the usual kinds: ~95 bytes of JSON per row.
 PG_TABLE = """CREATE UNLOGGED TABLE {t} AS SELECT g::bigint AS id, 'user_' || (g % 1000) AS name,
@@ -108,25 +113,45 @@ SQLITE_TABLE = """CREATE TABLE {t} AS WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL
     datetime('2026-01-01', '+' || x || ' seconds') AS ts, x % 2 = 0 AS flag FROM g"""
 
 
-@pytest.mark.parametrize("reader", ["arrow", "dbapi"])
-def test_postgres_memory_bounded(postgres: Server, scratch_tables: list, reader: str) -> None:
+@pytest.fixture(scope="module")
+def pg_table() -> Iterator[tuple[Server, str]]:
+    """One table of LARGE rows for both readers' tests (made once: it takes seconds)."""
+    server = require(POSTGRES)
     table = table_name("sls_mem")
-    scratch_tables.append((postgres, table))
     started = time.monotonic()
-    postgres.execute(PG_TABLE.format(t=table, n=LARGE), PG_KEY.format(t=table), f"ANALYZE {table}")
-    print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
-    small, large, sink = export_both(postgres.airflow_conn(), table, reader)
+    try:
+        server.execute(PG_TABLE.format(t=table, n=LARGE), PG_KEY.format(t=table), f"ANALYZE {table}")
+        print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
+        yield server, table
+    finally:
+        server.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.fixture(scope="module")
+def maria_table() -> Iterator[tuple[Server, str]]:
+    """One table of LARGE rows for both readers' tests (made once: it takes seconds)."""
+    server = require(MARIADB)
+    table = table_name("sls_mem")
+    started = time.monotonic()
+    try:
+        server.execute(MARIA_TABLE.format(t=table), MARIA_FILL.format(t=table, n=LARGE))
+        print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
+        yield server, table
+    finally:
+        server.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.parametrize("reader", ["arrow", "dbapi"])
+def test_postgres_memory_bounded(pg_table: tuple[Server, str], reader: str) -> None:
+    server, table = pg_table
+    small, large, sink = export_both(server.airflow_conn(), table, reader)
     check(f"PostgreSQL ({READERS['postgres'][reader]})", small, large, sink)
 
 
 @pytest.mark.parametrize("reader", ["arrow", "dbapi"])
-def test_mariadb_memory_bounded(mariadb: Server, scratch_tables: list, reader: str) -> None:
-    table = table_name("sls_mem")
-    scratch_tables.append((mariadb, table))
-    started = time.monotonic()
-    mariadb.execute(MARIA_TABLE.format(t=table), MARIA_FILL.format(t=table, n=LARGE))
-    print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
-    small, large, sink = export_both(mariadb.airflow_conn(charset="utf8mb4"), table, reader)
+def test_mariadb_memory_bounded(maria_table: tuple[Server, str], reader: str) -> None:
+    server, table = maria_table
+    small, large, sink = export_both(server.airflow_conn(charset="utf8mb4"), table, reader)
     check(f"MariaDB ({READERS['mysql'][reader]})", small, large, sink)
 
 
