@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_seconds": {f"{k}/{n}": v for (k, n), v in cpu.items()},
             "machine": m.machine(),
         },
+        default_run=m.is_default(parser, args),
     )
     return 0
 
