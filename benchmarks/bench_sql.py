@@ -44,6 +44,20 @@ PG = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "post
 MARIA = {"conn_type": "mysql", "host": "127.0.0.1", "port": 3306, "login": "root", "schema": "test"}
 
 
+def maria() -> Any:
+    """A mysqlclient connection to the benchmark's MariaDB database."""
+    import MySQLdb
+
+    return MySQLdb.connect(host="127.0.0.1", user="root", database="test", charset="utf8mb4")
+
+
+class MariaHook:
+    """What the mysqlclient Arrow reader needs of a ``MySqlHook``."""
+
+    def get_conn(self) -> object:
+        return maria()
+
+
 def make_tables(rows: int, table: str) -> None:
     import MySQLdb
     import psycopg2
@@ -121,15 +135,9 @@ def fetch_alone(kind: str, sql: str) -> float:
             for _ in cur.fetch_record_batch():
                 pass
     elif kind == "mysql":
-        import MySQLdb
-
         from sls_provider.sources.mysql_arrow import MySqlClientArrowReader
 
-        class Hook:
-            def get_conn(self) -> object:
-                return MySQLdb.connect(host="127.0.0.1", user="root", database="test", charset="utf8mb4")
-
-        reader = MySqlClientArrowReader(Hook(), sql)
+        reader = MySqlClientArrowReader(MariaHook(), sql)
         try:
             for _ in reader.open():
                 pass
@@ -138,18 +146,15 @@ def fetch_alone(kind: str, sql: str) -> float:
     elif kind == "first_row":
         # Until the server sends the first row (for ORDER BY on a column without an index, after its
         # sort): every reader waits that long, and so does the floor.
-        import MySQLdb
-
-        conn = MySQLdb.connect(host="127.0.0.1", user="root", database="test", charset="utf8mb4")
+        conn = maria()
         conn.query(sql.encode())
         conn.close()  # without reading the rows: the server stops at the closed socket
     elif kind == "fetch_row":
         # mysqlclient making its row tuples of raw bytes, and nothing else: what any reader built on
         # it pays before converting a value.
-        import MySQLdb
         from MySQLdb import _mysql
 
-        conn = MySQLdb.connect(host="127.0.0.1", user="root", database="test", charset="utf8mb4")
+        conn = maria()
         conn.query(sql.encode())
         result = _mysql.result(conn, 1, {code: [(128, bytes)] for code in range(256)})
         while result.fetch_row(16_384, 0):
@@ -175,15 +180,9 @@ def in_memory(kind: str, sql: str) -> Any:
         with adbc.connect("postgresql://postgres@127.0.0.1:5432/test") as conn, conn.cursor() as cur:
             cur.execute(sql)
             return cur.fetch_arrow_table()
-    import MySQLdb
-
     from sls_provider.sources.mysql_arrow import MySqlClientArrowReader
 
-    class Hook:
-        def get_conn(self) -> object:
-            return MySQLdb.connect(host="127.0.0.1", user="root", database="test", charset="utf8mb4")
-
-    reader = MySqlClientArrowReader(Hook(), sql)
+    reader = MySqlClientArrowReader(MariaHook(), sql)
     try:
         return pa.Table.from_batches(list(reader.open()))
     finally:

@@ -147,6 +147,8 @@ class MySqlClientArrowReader:
             values = list(chain.from_iterable(rows))
             del rows
             flat = pa.array(values, pa.binary(), size=len(values)) if native else None
+            if isinstance(flat, pa.ChunkedArray):
+                flat = None  # over 2 GiB in one batch (pa.array then splits it): column by column
             first = np.arange(0, count * width, width)
             arrays = [column(flat, first + i, values, i, width) for i, column in enumerate(columns)]
             del values, flat
@@ -252,11 +254,13 @@ class _Column:
         self, flat: pa.Array | None, positions: np.ndarray, values: list, i: int, width: int
     ) -> pa.Array:
         """The column's array, from the batch's values as one flat array (``flat``, where the column
-        is at ``positions``) or as Python values (``values``, the column's being every ``width``-th
-        from the ``i``-th)."""
-        if self.native is not None and flat is not None:
+        is at ``positions``; ``None`` to build the column's own) or as Python values (``values``, the
+        column's being every ``width``-th from the ``i``-th)."""
+        if self.native is not None:
             try:
-                return self.native(flat.take(positions))
+                if flat is not None:
+                    return self.native(flat.take(positions))
+                return self.native(pa.array(values[i::width], pa.binary()))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass  # e.g. a zero date in this batch: spelled value by value below
         return self.by_value(values[i::width])

@@ -203,18 +203,30 @@ def test_postgres_readers_give_the_same_bytes(
     assert PG_OPTIONS  # the fidelity DAG's own zone is covered by its test
 
 
-@pytest.mark.parametrize("batch_rows", [None, 1])
+@pytest.mark.parametrize("batch_rows", [None, 1, "over 2 GiB"])
 def test_mariadb_readers_give_the_same_bytes(
     scratch_tables: list,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
-    batch_rows: int | None,
+    batch_rows: int | str | None,
 ) -> None:
     """Batches of one row: a column's batches then differ in type (a zero date's batch is spelled
-    value by value, the others cast), which the chunks must join without a different spelling."""
+    value by value, the others cast), which the chunks must join without a different spelling.
+    "over 2 GiB": ``pa.array`` splits a batch's flat array when its values pass 2 GiB (as a
+    ChunkedArray), and the reader then builds each column on its own; made to happen on every batch."""
     require(MARIADB)
-    if batch_rows:
+    if isinstance(batch_rows, int):
         monkeypatch.setattr("sls_provider.sources.mysql_arrow.BATCH_ROWS", batch_rows)
+    elif batch_rows:
+        import pyarrow as pa
+
+        whole = pa.array
+
+        def split(*args: Any, **options: Any) -> Any:
+            made = whole(*args, **options)
+            return pa.chunked_array([made]) if "size" in options else made  # the flat array's call
+
+        monkeypatch.setattr("sls_provider.sources.mysql_arrow.pa.array", split)
     base, extra, edge = table_name("sls_parity"), table_name("sls_parity_x"), table_name("sls_parity_e")
     scratch_tables += [(MARIADB, base), (MARIADB, extra), (MARIADB, edge)]
     MARIADB.execute(MARIA_DDL.format(t=base), f"INSERT INTO {base} VALUES " + ", ".join(MARIA_ROWS))
