@@ -97,11 +97,13 @@ class PostgresArrowReader:
 
     :param hook: a ``PostgresHook``.
     :param sql: the query.
+    :param batch_rows: not used: ADBC's batches are about :data:`POSTGRES_BATCH_BYTES` of COPY data,
+        which bounds them whatever the rows' width.
     """
 
     name = "arrow (adbc-driver-postgresql)"
 
-    def __init__(self, hook: Any, sql: str) -> None:
+    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None) -> None:
         import adbc_driver_postgresql.dbapi as adbc
 
         self.sql = sql
@@ -221,11 +223,13 @@ class MySqlArrowReader:
 
     :param hook: a ``MySqlHook``.
     :param sql: the query.
+    :param batch_rows: rows a batch at most (the export's ``chunksize``); at most 10,000.
     """
 
     name = "arrow (connectorx)"
 
-    def __init__(self, hook: Any, sql: str) -> None:
+    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None) -> None:
+        self.batch_rows = min(batch_rows or 10_000, 10_000)
         self.sql = sql
         self.hook = hook
         self.uri = mysql_uri(hook)
@@ -261,7 +265,7 @@ class MySqlArrowReader:
                 bad.append(f"{column[0]} (type {code})")
         if bad:
             raise Unfaithful("column type(s) it does not read as the DB-API reader does: " + ", ".join(bad))
-        return connectorx.read_sql(self.uri, self.sql, return_type="arrow_stream", batch_size=10_000)
+        return connectorx.read_sql(self.uri, self.sql, return_type="arrow_stream", batch_size=self.batch_rows)
 
     def fix(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if not self.fixes:

@@ -34,8 +34,9 @@ from sls_provider.sources.arrow import Unfaithful, mysql_bool_text, numeric_text
 from sls_provider.sources.sql import abort, read_only_session, set_net_write_timeout
 from sls_provider.sources.types import description_fixes, keep_date_text
 
-#: Rows fetched per batch: under a chunk (the default chunksize is 20,000 rows), so that what the
-#: read-ahead holds stays a few chunks; large enough that per-batch costs do not show.
+#: Rows fetched per batch, at most: under a chunk (the default chunksize is 20,000 rows), so that what
+#: the read-ahead holds stays a few chunks; large enough that per-batch costs do not show. A smaller
+#: ``chunksize`` (wide rows) makes the batches that small too.
 BATCH_ROWS = 16_384
 
 # MySQL protocol field types and flags (MySQLdb.constants.FIELD_TYPE, FLAG).
@@ -82,6 +83,7 @@ class MySqlClientArrowReader:
 
     :param hook: a ``MySqlHook`` whose client is mysqlclient (``MySQLdb``).
     :param sql: the query.
+    :param batch_rows: rows a batch at most (the export's ``chunksize``); at most :data:`BATCH_ROWS`.
     """
 
     name = "arrow (mysqlclient)"
@@ -89,7 +91,7 @@ class MySqlClientArrowReader:
     def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None) -> None:
         self.hook = hook
         self.sql = sql
-        self.batch_rows = batch_rows or BATCH_ROWS
+        self.batch_rows = min(batch_rows or BATCH_ROWS, BATCH_ROWS)
         self.conn: Any = None
         self.result: Any = None
         self.done = False

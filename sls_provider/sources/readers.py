@@ -84,7 +84,7 @@ def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str
     if reader is MySqlClientArrowReader:
         return reader, (
             f"{reader.name} streams the hook's mysqlclient connection (use_result, raw text into Arrow, "
-            f"{BATCH_ROWS:,}-row batches)"
+            f"batches of up to {BATCH_ROWS:,} rows)"
         )
     return reader, f"{reader.name} reads {conn_type} natively"
 
@@ -120,7 +120,7 @@ def read_query(
     name = "dbapi"
     if reader_class is not None:
         try:
-            arrow = reader_class(hook, sql)
+            arrow = reader_class(hook, sql, batch_rows=chunksize)
             try:
                 batches = arrow.open()
             except BaseException:

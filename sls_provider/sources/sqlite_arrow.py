@@ -22,7 +22,8 @@ from sls_provider.core.errors import SlsInputError
 from sls_provider.sources.arrow import text_array
 from sls_provider.sources.sql import driver_name, read_only_session
 
-#: Rows a batch: about a chunk's worth, so that what the read-ahead holds stays a few chunks.
+#: Rows a batch, at most: about a chunk's worth, so that what the read-ahead holds stays a few chunks
+#: (a smaller ``chunksize`` makes the batches that small too).
 BATCH_ROWS = 10_000
 
 _NATIVE = {int: pa.int64(), float: pa.float64(), str: pa.string()}
@@ -50,13 +51,15 @@ class SqliteArrowReader:
 
     :param hook: a ``SqliteHook`` (any common.sql hook whose connection is ``sqlite3``'s).
     :param sql: the query.
+    :param batch_rows: rows a batch at most (the export's ``chunksize``); at most :data:`BATCH_ROWS`.
     """
 
     name = "arrow (sqlite3)"
 
-    def __init__(self, hook: Any, sql: str) -> None:
+    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None) -> None:
         self.sql = sql
         self.hook = hook
+        self.batch_rows = min(batch_rows or BATCH_ROWS, BATCH_ROWS)
         self._reading: Iterator[pa.RecordBatch] | None = None
 
     def open(self) -> Iterator[pa.RecordBatch]:
@@ -74,7 +77,7 @@ class SqliteArrowReader:
             if cursor.description is None:
                 raise SlsInputError("The sql returned no result set (is it a SELECT?)")
             names = [column[0] for column in cursor.description]
-            while rows := cursor.fetchmany(BATCH_ROWS):
+            while rows := cursor.fetchmany(self.batch_rows):
                 yield rows_to_batch(rows, names)
             conn.rollback()  # the statement only read; whatever else it did is undone
         finally:

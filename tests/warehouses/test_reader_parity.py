@@ -448,3 +448,41 @@ def test_mariadb_arrow_reader_error_mid_stream(mariadb: Server, monkeypatch: pyt
         for _ in chunks:
             assert time.monotonic() - started < 60
     chunks.close()
+
+
+@pytest.mark.parametrize("kind", ["mariadb", "sqlite"])
+def test_a_small_chunksize_makes_the_arrow_readers_batches_that_small(
+    kind: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wide rows call for a small ``chunksize`` (what a chunk holds bounds the export's memory): the
+    Arrow readers must then not read their 16,384 (10,000) rows a batch all the same."""
+    from sls_provider.sources.mysql_arrow import MySqlClientArrowReader
+    from sls_provider.sources.sqlite_arrow import SqliteArrowReader
+
+    if kind == "mariadb":
+        require(MARIADB)
+        cls: Any = MySqlClientArrowReader
+        hook = hook_for(MARIADB, monkeypatch, charset="utf8mb4")
+        sql = "SELECT seq AS id, REPEAT('x', 1000) AS wide FROM seq_1_to_1000"
+    else:
+        import sqlite3
+
+        cls = SqliteArrowReader
+        with sqlite3.connect(tmp_path / "wide.db") as db:
+            db.execute("CREATE TABLE w (id integer, wide text)")
+            db.executemany("INSERT INTO w VALUES (?, ?)", [(i, "x" * 1000) for i in range(1000)])
+        db.close()
+        hook = sqlite_hook(tmp_path / "wide.db", monkeypatch)
+        sql = "SELECT * FROM w ORDER BY id"
+    sizes: list[int] = []
+    batches = cls._batches
+
+    def spied(self: Any, *args: Any) -> Any:
+        for batch in batches(self, *args):
+            sizes.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(cls, "_batches", spied)
+    chunks = list(read_query(hook, sql, None, 64, "arrow"))
+    assert sum(len(c) for c in chunks) == 1000 and max(len(c) for c in chunks) == 64
+    assert sum(sizes) == 1000 and max(sizes) == 64, sizes
