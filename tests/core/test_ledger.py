@@ -117,18 +117,20 @@ def test_a_changed_fingerprint_starts_over_and_the_old_keys_are_deleted_at_the_e
     assert store.data == {}  # the first fingerprint's three block keys too
 
 
-def test_writes_stay_small_and_proportional_for_100000_requests() -> None:
+def test_writes_stay_small_and_proportional_for_30000_requests() -> None:
+    # 30,000 requests (bench_ledger.py measures 100,000): the 0.1.0 layout already wrote 240 KB at
+    # once and 3.6 GB in all here, far past both bounds.
     store = RecordingStore()
     led = ledger(store)
-    send(led, range(100_000))
+    send(led, range(30_000))
     largest = max(size for _, size in store.writes)
     total = sum(size for _, size in store.writes)
-    assert largest < 4_000  # Airflow warns from 64 KB; the 0.1.0 layout reached 800 KB here
-    assert total < 2_000 * 100_000  # about 1.4 KB per request; 0.1.0 wrote about 40 GB
+    assert largest < 4_000  # Airflow warns from 64 KB
+    assert total < 2_000 * 30_000  # about 1.4 KB per request
     heads = [size for key, size in store.writes if key == KEY]
     assert max(heads) < 4_000
     again = ledger(store)
-    assert len(again) == 100_000 and again.is_acked(request(99_999)) and again.is_acked(request(0))
+    assert len(again) == 30_000 and again.is_acked(request(29_999)) and again.is_acked(request(0))
     again.discard()
     assert store.data == {}
 
