@@ -9,7 +9,7 @@ MIN_VENV := .venv-min
 # The installer itself is locked: its version is read from uv.lock, so bootstrap and lock agree.
 UV_PIN = uv==$(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
 
-.PHONY: venv lock check-lock test test-ui test-oldest lint demo bench clean
+.PHONY: venv lock check-lock test test-ui test-ui-if-chromium test-oldest lint demo bench clean
 
 venv: $(STAMP)
 
@@ -44,8 +44,10 @@ lint: venv
 
 test: venv check-lock lint
 	$(PY) -m pytest -n 2 --dist loadgroup -q --ignore=tests/ui
+	$(MAKE) -j2 test-ui-if-chromium test-oldest  # side by side: the browser test mostly waits
+
+test-ui-if-chromium:
 	if test -x /usr/bin/chromium; then $(MAKE) test-ui; else echo "no /usr/bin/chromium: make test-ui skipped"; fi
-	$(MAKE) test-oldest
 
 # The connection form in Airflow's own UI, in Chromium (tests/ui; screenshots of failures in
 # tests/ui/screenshots/).
