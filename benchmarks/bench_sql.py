@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -127,22 +128,9 @@ def floor(kind: str, sql: str) -> float:
 
 def fetch_alone(kind: str, sql: str) -> float:
     started = time.perf_counter()
-    if kind == "postgres":
-        import adbc_driver_postgresql.dbapi as adbc
-
-        with adbc.connect("postgresql://postgres@127.0.0.1:5432/test") as conn, conn.cursor() as cur:
-            cur.execute(sql)
-            for _ in cur.fetch_record_batch():
-                pass
-    elif kind == "mysql":
-        from sls_provider.sources.mysql_arrow import MySqlClientArrowReader
-
-        reader = MySqlClientArrowReader(MariaHook(), sql)
-        try:
-            for _ in reader.open():
-                pass
-        finally:
-            reader.close()
+    if kind in ("postgres", "mysql"):
+        for _ in arrow_batches(kind, sql):
+            pass
     elif kind == "first_row":
         # Until the server sends the first row (for ORDER BY on a column without an index, after its
         # sort): every reader waits that long, and so does the floor.
@@ -170,23 +158,29 @@ def fetch_alone(kind: str, sql: str) -> float:
     return time.perf_counter() - started
 
 
-def in_memory(kind: str, sql: str) -> Any:
-    """The query's rows as one pyarrow Table (read once with the Arrow reader, outside the timing)."""
-    import pyarrow as pa
-
+def arrow_batches(kind: str, sql: str) -> Iterator[Any]:
+    """The query's record batches from the Arrow reader ``auto`` uses: ADBC, or mysqlclient's."""
     if kind == "postgres":
         import adbc_driver_postgresql.dbapi as adbc
 
         with adbc.connect("postgresql://postgres@127.0.0.1:5432/test") as conn, conn.cursor() as cur:
             cur.execute(sql)
-            return cur.fetch_arrow_table()
+            yield from cur.fetch_record_batch()
+        return
     from sls_provider.sources.mysql_arrow import MySqlClientArrowReader
 
     reader = MySqlClientArrowReader(MariaHook(), sql)
     try:
-        return pa.Table.from_batches(list(reader.open()))
+        yield from reader.open()
     finally:
         reader.close()
+
+
+def in_memory(kind: str, sql: str) -> Any:
+    """The query's rows as one pyarrow Table (read once with the Arrow reader, outside the timing)."""
+    import pyarrow as pa
+
+    return pa.Table.from_batches(list(arrow_batches(kind, sql)))
 
 
 def operator(kind: str, sql: str, reader: str, port: int, table: Any = None) -> float:

@@ -131,7 +131,7 @@ class MySqlClientArrowReader:
             fix = fixes.get(i)
             python = _python(converter, type_code, encoding)
             native = _native(type_code, column[3], flags, converter, defaults, fix, utf8)
-            columns.append(_Column(names[i], python, fix, native))
+            columns.append(_Column(i, names[i], python, fix, native))
         return self._batches(result, columns)
 
     def _batches(self, result: Any, columns: list[_Column]) -> Iterator[pa.RecordBatch]:
@@ -142,7 +142,6 @@ class MySqlClientArrowReader:
             rows = result.fetch_row(self.batch_rows, 0)
             if not rows:
                 break
-            count = len(rows)
             # One flat list and one Arrow array of the whole batch, each column then taken out of it
             # in C++: about 12% less CPU than a transpose and an array per column (each a pass over
             # Python objects), on the reading thread that bounds a MySQL export's speed.
@@ -151,8 +150,7 @@ class MySqlClientArrowReader:
             flat = pa.array(values, pa.binary(), size=len(values)) if native else None
             if isinstance(flat, pa.ChunkedArray):
                 flat = None  # over 2 GiB in one batch (pa.array then splits it): column by column
-            first = np.arange(0, count * width, width)
-            arrays = [column(flat, first + i, values, i, width) for i, column in enumerate(columns)]
+            arrays = [column(flat, values, width) for column in columns]
             del values, flat
             yield pa.RecordBatch.from_arrays(arrays, names=names)
         self.done = True
@@ -247,25 +245,22 @@ def _date_cast(date: bool) -> Callable[[pa.Array], pa.Array]:
 class _Column:
     """One result column: its raw text -> an Arrow array in the DB-API reader's spelling."""
 
-    __slots__ = ("name", "native", "python", "fix")
+    __slots__ = ("index", "name", "native", "python", "fix")
 
-    def __init__(self, name: str, python: Convert, fix: Any, native: Any) -> None:
-        self.name, self.python, self.fix, self.native = name, python, fix, native
+    def __init__(self, index: int, name: str, python: Convert, fix: Any, native: Any) -> None:
+        self.index, self.name, self.python, self.fix, self.native = index, name, python, fix, native
 
-    def __call__(
-        self, flat: pa.Array | None, positions: np.ndarray, values: list, i: int, width: int
-    ) -> pa.Array:
-        """The column's array, from the batch's values as one flat array (``flat``, where the column
-        is at ``positions``; ``None`` to build the column's own) or as Python values (``values``, the
-        column's being every ``width``-th from the ``i``-th)."""
+    def __call__(self, flat: pa.Array | None, values: list, width: int) -> pa.Array:
+        """The column's array out of a batch of ``width`` columns, row after row: its values as one
+        flat Arrow array (``flat``; ``None`` to build the column's own) and as Python ``values``."""
         if self.native is not None:
             try:
                 if flat is not None:
-                    return self.native(flat.take(positions))
-                return self.native(pa.array(values[i::width], pa.binary()))
+                    return self.native(flat.take(np.arange(self.index, len(flat), width)))
+                return self.native(pa.array(values[self.index :: width], pa.binary()))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass  # e.g. a zero date in this batch: spelled value by value below
-        return self.by_value(values[i::width])
+        return self.by_value(values[self.index :: width])
 
     def by_value(self, values: list) -> pa.Array:
         python, fix = self.python, self.fix

@@ -113,32 +113,28 @@ SQLITE_TABLE = """CREATE TABLE {t} AS WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL
     datetime('2026-01-01', '+' || x || ' seconds') AS ts, x % 2 = 0 AS flag FROM g"""
 
 
-@pytest.fixture(scope="module")
-def pg_table() -> Iterator[tuple[Server, str]]:
-    """One table of LARGE rows for both readers' tests (made once: it takes seconds)."""
-    server = require(POSTGRES)
+def large_table(server: Server, *statements: str) -> Iterator[tuple[Server, str]]:
+    """A table of LARGE rows made by ``statements`` (``{t}``: its name, ``{n}``: LARGE) for both readers'
+    tests (made once per module: it takes seconds); dropped after them."""
+    require(server)
     table = table_name("sls_mem")
     started = time.monotonic()
     try:
-        server.execute(PG_TABLE.format(t=table, n=LARGE), PG_KEY.format(t=table), f"ANALYZE {table}")
+        server.execute(*(statement.format(t=table, n=LARGE) for statement in statements))
         print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
         yield server, table
     finally:
         server.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.fixture(scope="module")
+def pg_table() -> Iterator[tuple[Server, str]]:
+    yield from large_table(POSTGRES, PG_TABLE, PG_KEY, "ANALYZE {t}")
 
 
 @pytest.fixture(scope="module")
 def maria_table() -> Iterator[tuple[Server, str]]:
-    """One table of LARGE rows for both readers' tests (made once: it takes seconds)."""
-    server = require(MARIADB)
-    table = table_name("sls_mem")
-    started = time.monotonic()
-    try:
-        server.execute(MARIA_TABLE.format(t=table), MARIA_FILL.format(t=table, n=LARGE))
-        print(f"\ntable of {LARGE:,} rows built in {time.monotonic() - started:.1f} s")
-        yield server, table
-    finally:
-        server.execute(f"DROP TABLE IF EXISTS {table}")
+    yield from large_table(MARIADB, MARIA_TABLE, MARIA_FILL)
 
 
 @pytest.mark.parametrize("reader", ["arrow", "dbapi"])
