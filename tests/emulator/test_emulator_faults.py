@@ -152,10 +152,9 @@ def test_clear_and_admin_reset_treat_armed_faults_alike(emu: SlsEmulator, track,
         emu.clear()
     else:
         assert requests.post(f"{emu.endpoint}/_emulator/reset", timeout=5).status_code == 200
-    started = time.monotonic()
     assert track([{"a": "1"}]).status_code == 200
-    assert time.monotonic() - started < 0.5  # latency disarmed too (a hang bound, not a speed target)
-    # (the admin reset is itself recorded, after the reset)
+    # No fault, latency included, touched the request after the reset (its record says so; a
+    # timing bound would flake under load). The admin reset is itself recorded, after the reset.
     assert [r["fault"] for r in emu.requests.where(path="/logstores/store/track")] == [None]
     assert emu.count("proj", "store") == 1
     assert emu.faults.injected == dict.fromkeys(emu.faults.injected, 0)

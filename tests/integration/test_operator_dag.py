@@ -113,9 +113,14 @@ def test_sql_query_on_sqlite_connection(sls_conn: SlsEmulator, warehouse: Path, 
     assert by_id[3] == {"id": "3", "page": "/p/3", "score": "0.75"}  # NULL amount -> key left out
     assert by_id[5] == {"id": "5", "amount": "50", "score": "1.25"}  # NULL page -> key left out
     assert by_id[8] == {"id": "8", "page": "/p/1", "amount": "80", "score": "2.0"}
-    # Order within a topic is the query's order.
-    t1 = [int(log["id"]) for log in logs if log["__topic__"] == "t1"]
-    assert t1 == sorted(t1)
+    # Order within a topic is the query's order once read by request number (sls_seq): requests
+    # are sent concurrently, so their arrival order is not promised, only the order inside each.
+    t1 = [
+        (int(log["__tag__:sls_seq"]), i, int(log["id"]))
+        for i, log in enumerate(logs)
+        if log["__topic__"] == "t1"
+    ]
+    assert [row_id for _, _, row_id in sorted(t1)] == sorted(row_id for _, _, row_id in t1)
     # 3000 rows per topic at 500 logs per request.
     assert len(sls_conn.requests.where(status=200)) == 18
 

@@ -289,7 +289,7 @@ def test_mariadb_arrow_reader_streams(mariadb: Server, monkeypatch: pytest.Monke
     batches = reader.open()
     first = next(iter(batches))
     reader.close()
-    assert first.num_rows == BATCH_ROWS and time.monotonic() - started < 5
+    assert first.num_rows == BATCH_ROWS and time.monotonic() - started < 30  # a hang bound
 
 
 def test_forced_arrow_reader_refuses_rather_than_falls_back(

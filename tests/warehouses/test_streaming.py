@@ -43,7 +43,7 @@ def test_postgres_hook_gets_a_server_side_cursor(postgres: Server, monkeypatch: 
     # generate_series in the select list streams; in FROM the server would materialise it first.
     sql = f"SELECT g, 'x' || g FROM (SELECT generate_series(1, {HUGE}) AS g) AS s"
     rows, seconds = first_chunk_then_stop(hook, sql)
-    assert rows == 1000 and seconds < 3
+    assert rows == 1000 and seconds < 20  # a hang bound under load: draining takes minutes
 
 
 def test_postgres_autocommit_connection_streams_with_hold(postgres: Server) -> None:
@@ -57,7 +57,7 @@ def test_postgres_autocommit_connection_streams_with_hold(postgres: Server) -> N
             raise NotImplementedError
 
     rows, seconds = first_chunk_then_stop(Hook(), "SELECT g FROM generate_series(1, 100000) g")
-    assert rows == 1000 and seconds < 3
+    assert rows == 1000 and seconds < 20  # a hang bound under load: draining takes minutes
     assert psycopg  # the driver the hook uses
 
 
@@ -75,7 +75,7 @@ def test_mysql_hook_gets_an_unbuffered_cursor_and_stops_without_draining(
         conn.close()
     # seq_1_to_N is MariaDB's sequence engine; draining 50M rows would take minutes.
     rows, seconds = first_chunk_then_stop(hook, f"SELECT seq, CONCAT('x', seq) FROM seq_1_to_{HUGE}")
-    assert rows == 1000 and seconds < 3
+    assert rows == 1000 and seconds < 20  # a hang bound under load: draining takes minutes
 
 
 def test_statement_without_result_set_is_refused(postgres: Server, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,5 +122,5 @@ def test_pymysql_stops_without_draining_or_noise(mariadb: Server, recwarn: pytes
 
     rows, seconds = first_chunk_then_stop(Hook(), f"SELECT seq FROM seq_1_to_{HUGE}")
     gc.collect()  # the cursor and its result are collected: they must not read the closed socket
-    assert rows == 1000 and seconds < 3
+    assert rows == 1000 and seconds < 20  # a hang bound under load: draining takes minutes
     assert not [w for w in recwarn if "nraisable" in type(w.message).__name__]
