@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sls_provider.emulator import SlsEmulator
-from tests.celery.cluster import REDIS_URL, ROOT, Cluster
+from tests.cluster import REDIS_URL, ROOT, Cluster
 from tests.conftest import LOGSTORE, PROJECT, sls_connection
 from tests.warehouses.conftest import POSTGRES, heavy, require
 from tests.warehouses.web_events import build
@@ -59,7 +59,7 @@ def test_partitioned_dag_on_two_celery_workers(tmp_path: Path) -> None:
         cluster_home, dag_file = tmp_path / "airflow", ROOT / "dags" / f"{DAG_ID}.py"
         with heavy("celery test"):
             started = time.monotonic()
-            with Cluster(cluster_home, pg, env, [dag_file]) as cluster:
+            with Cluster(cluster_home, pg, env, [dag_file], executor="CeleryExecutor") as cluster:
                 up = time.monotonic() - started
                 conf = json.dumps({"parts": PARTS})
                 cluster.cli("dags", "trigger", DAG_ID, "--run-id", "celery_run", "--conf", conf)

@@ -1,11 +1,17 @@
-"""A throw-away Airflow cluster on the CeleryExecutor, every process started and stopped by the test.
+"""A throw-away Airflow cluster with a real scheduler, every process started and stopped by the test.
+
+``executor="LocalExecutor"`` (the default): the scheduler runs tasks in its own worker processes, as
+``airflow standalone`` does; what scheduling renders (data intervals, retries after a crash, signals
+to a running task) is only seen this way, not with ``dag.test()``. ``executor="CeleryExecutor"``
+adds two Celery workers:
 
 - metadata DB: a fresh PostgreSQL database per run (SQLite cannot be shared by concurrent processes);
-- broker: Redis, a database number of its own (``SLS_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/7``)
+- broker (Celery only): Redis, a database number of its own (``SLS_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/7``)
   and a queue name of its own per run (so concurrent runs cannot take each other's tasks), whose keys
   are deleted at the end; Celery results go to the metadata database;
-- processes: ``airflow api-server --apps execution`` (task processes talk to the execution API),
-  ``airflow scheduler`` and two ``airflow celery worker`` (``--concurrency 2``, named ``w1``/``w2``).
+- processes: ``airflow api-server --apps execution`` (task processes talk to the execution API; pass
+  ``apps="all"`` for the public REST API too), ``airflow scheduler`` and, for Celery, two
+  ``airflow celery worker`` (``--concurrency 2``, named ``w1``/``w2``).
   DAGs are parsed once with ``airflow dags reserialize`` instead of a running dag-processor.
 
 Each worker reports its own host name (``[core] hostname_callable`` -> :func:`tests.celery.hostname`),
@@ -30,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 REDIS_URL = os.environ.get("SLS_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 
@@ -44,12 +50,23 @@ def free_port() -> int:
 class Cluster:
     """``with Cluster(home, pg, env) as c:`` -> migrated DB, DAGs serialized, all processes up."""
 
-    def __init__(self, home: Path, pg: Any, env: dict[str, str], dag_files: list[Path]) -> None:
+    def __init__(
+        self,
+        home: Path,
+        pg: Any,
+        env: dict[str, str],
+        dag_files: list[Path],
+        *,
+        executor: str = "LocalExecutor",
+        apps: str = "execution",
+    ) -> None:
         self.home = home
         self.pg = pg  # tests.warehouses.conftest.Server
+        self.executor = executor
+        self.apps = apps
         run = uuid.uuid4().hex[:10]
-        self.database = f"sls_celery_{run}"
-        self.queue = f"sls_celery_{run}"
+        self.database = f"sls_cluster_{run}"
+        self.queue = f"sls_cluster_{run}"
         self.port = free_port()
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
@@ -65,7 +82,7 @@ class Cluster:
             "PYTHONPATH": str(ROOT),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.celery.hostname.worker_name",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
@@ -104,7 +121,7 @@ class Cluster:
                 AIRFLOW,
                 "api-server",
                 "--apps",
-                "execution",
+                self.apps,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -114,7 +131,7 @@ class Cluster:
             ],
         )
         self.spawn("scheduler", [AIRFLOW, "scheduler", "--skip-serve-logs"])
-        for name in ("w1", "w2"):
+        for name in self.workers:
             self.spawn(
                 name,
                 [
@@ -133,8 +150,12 @@ class Cluster:
             )
         self.cli("dags", "reserialize", timeout=120)  # while the processes start
         self.wait_for("api-server", self._api_up, 90)
-        for name in ("w1", "w2"):
+        for name in self.workers:
             self.wait_for(name, lambda n=name: " ready." in self.output(n), 90)
+
+    @property
+    def workers(self) -> tuple[str, ...]:
+        return ("w1", "w2") if self.executor == "CeleryExecutor" else ()
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -154,7 +175,8 @@ class Cluster:
                     pass
                 proc.wait(timeout=10)
         try:
-            self._clean_redis()
+            if self.workers:
+                self._clean_redis()
         finally:
             self.pg.execute(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
 
@@ -223,6 +245,20 @@ class Cluster:
             host=self.pg.host, port=self.pg.port, user=self.pg.user, dbname=self.database, connect_timeout=3
         ) as conn:
             return list(conn.execute(sql).fetchall())
+
+    def wait_run(self, dag_id: str, run_id: str | None = None, timeout: float = 240) -> tuple[str, str]:
+        """Wait for a run of ``dag_id`` (``run_id``, or its first run) to end: ``(run_id, state)``."""
+        where = f"dag_id = '{dag_id}'" + (f" AND run_id = '{run_id}'" if run_id else "")
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.query(f"SELECT run_id, state FROM dag_run WHERE {where} ORDER BY id LIMIT 1")
+            if rows and rows[0][1] in ("success", "failed"):
+                return rows[0][0], rows[0][1]
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"run of {dag_id} not ended after {timeout} s: {rows}\n{self.diagnostics()}"
+                )
+            time.sleep(1)
 
     def diagnostics(self) -> str:
         return "\n".join(f"===== {name} =====\n{self.output(name)[-3000:]}" for name in self.procs)
