@@ -200,7 +200,12 @@ class SlsWebTrackingHook(BaseHook):
         try:
             timeout = float(timeout_value)
         except (TypeError, ValueError) as err:
-            raise SlsConfigError(f"{subject}: extra.timeout must be seconds") from err
+            raise SlsConfigError(f"{subject}: extra.timeout must be seconds, got {timeout_value!r}") from err
+        if not 0 < timeout < float("inf"):
+            # Checked here, once: urllib3 would refuse 0 with a ValueError of its own mid-export.
+            raise SlsConfigError(
+                f"{subject}: the timeout must be a positive number of seconds, got {timeout_value!r}"
+            )
         verify = extra.get("verify")
         return SlsSettings(
             endpoint=conn.host or "",
@@ -237,7 +242,9 @@ class SlsWebTrackingHook(BaseHook):
 
     @cached_property
     def target(self) -> Target:
-        settings = self.settings
+        return self._target(self.settings)
+
+    def _target(self, settings: SlsSettings) -> Target:
         bare = resolve_target(settings.endpoint, settings.project, settings.logstore)
         # Port 0 is no port: Airflow 3.3's UI sends 0 for an empty port field when it tests. The
         # scheme's own port, filled in so the UI's Test icon works, changes no URL or Host header.
@@ -262,11 +269,13 @@ class SlsWebTrackingHook(BaseHook):
             retry=settings.retry,
         )
 
-    def management(self) -> ManagementClient:
-        """Signed GetLogStore/UpdateLogStore calls (unsigned when the connection has no AccessKey)."""
-        settings = self.settings
+    def management(self, settings: SlsSettings | None = None) -> ManagementClient:
+        """Signed GetLogStore/UpdateLogStore calls (unsigned when the connection has no AccessKey).
+
+        :param settings: the settings to use; default: the hook's (:attr:`settings`)."""
+        settings = settings or self.settings
         return ManagementClient(
-            self.target,
+            self._target(settings),
             settings.access_key_id,
             settings.access_key_secret,
             settings.security_token,
@@ -294,11 +303,13 @@ class SlsWebTrackingHook(BaseHook):
     def _test_connection(self) -> tuple[bool, str]:
         try:
             # Not "connection 'HnBbTPyf'": the UI tests a copy of the connection under a random id.
-            self.settings = self._read_settings("The connection")
-            client = self.management()
+            # Read here and not cached: the hook's own settings (and what was built from them) stay.
+            settings = self._read_settings("The connection")
+            client = self.management(settings)
         except SlsError as err:
             return False, str(err)
-        where = f"logstore {self.target.project}/{self.target.logstore} at {self.target.base_url}"
+        target = client.target
+        where = f"logstore {target.project}/{target.logstore} at {target.base_url}"
         try:
             spec = client.get_logstore()
         except SlsServiceError as err:
@@ -414,10 +425,10 @@ class SlsWebTrackingHook(BaseHook):
     def put_logs(
         self,
         logs: Iterable[Mapping[str, Any]],
+        *,
         topic: str = "",
         source: str | None = None,
         tags: Mapping[str, str] | None = None,
-        *,
         chunksize: int = DEFAULT_CHUNKSIZE,
         topic_column: str | None = None,
         export_id: str | None = None,
@@ -454,11 +465,11 @@ class SlsWebTrackingHook(BaseHook):
     def put_dataframe(
         self,
         df: pd.DataFrame,
+        *,
         topic: str = "",
         topic_column: str | None = None,
         source: str | None = None,
         tags: Mapping[str, str] | None = None,
-        *,
         chunksize: int = DEFAULT_CHUNKSIZE,
         export_id: str | None = None,
         **options: Any,

@@ -612,10 +612,12 @@ def check_export_options(table: Table) -> None:
     from sls_provider.hooks.web_tracking import SlsWebTrackingHook
 
     documented = _documented(table)
-    # The keyword options of put_logs: its own (but chunksize, documented apart) and ExportOptions'.
+    # The keyword options of put_logs: its own (but chunksize, and what names the rows, documented
+    # with the method) and ExportOptions'.
     own = {f.name: f.default for f in fields(ExportOptions)}
+    apart = ("chunksize", "topic", "source", "tags")
     for name, parameter in inspect.signature(SlsWebTrackingHook.put_logs).parameters.items():
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "chunksize":
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in apart:
             own[name] = parameter.default
     assert set(documented) == set(own), "hook options documented != put_logs' keyword options"
     for name, row in documented.items():

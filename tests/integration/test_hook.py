@@ -251,6 +251,31 @@ def test_port_zero_is_no_port_and_test_connection_names_the_field(
     assert hook.target.base_url == emulator.endpoint
 
 
+@pytest.mark.parametrize("timeout", [0, -1, "inf", "soon"])
+def test_a_bad_timeout_in_the_connection_is_a_failed_test_not_a_crash(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch, timeout: object
+) -> None:
+    """``timeout: 0`` reached urllib3, whose own ValueError escaped ``test_connection()``."""
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint, timeout=timeout))
+    ok, message = SlsWebTrackingHook().test_connection()
+    assert not ok and "timeout" in message and repr(timeout) in message
+    with pytest.raises(SlsConfigError, match="timeout"):
+        SlsWebTrackingHook().put_logs([{"a": "1"}])
+    assert emulator.counts() == {}
+
+
+def test_test_connection_leaves_the_hooks_own_settings_alone(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test reads the connection under a neutral name, without replacing the settings (and
+    the target and client built from them) that the hook already holds."""
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint))
+    hook = SlsWebTrackingHook(timeout=7)
+    settings, client = hook.settings, hook.client
+    assert hook.test_connection()[0]
+    assert hook.settings is settings and hook.client is client
+
+
 def test_empty_form_fields_mean_the_hook_defaults(
     emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
