@@ -47,7 +47,7 @@ def connection_json(
     :param endpoint: the emulator's ``endpoint``.
     :param project: the connection's project.
     :param logstore: the connection's logstore.
-    :param extra: more connection extras (``topic``, ``timeout``...).
+    :param extra: more connection extras (``compress_type``, ``timeout``, ``retry_attempts``...).
     """
     connection = {
         "conn_type": "sls",

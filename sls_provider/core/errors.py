@@ -37,6 +37,7 @@ class SlsServiceError(SlsError):
     :param message: what happened, in words.
     :param status: HTTP status, or ``None`` when no answer came (connection error, timeout).
     :param error_code: SLS ``errorCode`` from the answer, if any.
+    :param error_message: SLS ``errorMessage`` from the answer, if any (secrets masked).
     :param request_id: ``x-log-requestid`` of the answer, if any.
     :param ambiguous: ``True`` when the service may have stored the logs although the client saw
         a failure (the answer was lost): a retry may then duplicate them.
