@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--project-quota",
         action="store_true",
-        help="enforce SLS's project write quota (100 GB/min, 600,000 writes/min) on each --logstore's project",
+        help="enforce SLS's project write quota (100 GB/min, 600,000 writes/min) on each --logstore's "
+        "project",
     )
     parser.add_argument(
         "--project-mb-per-second",
