@@ -16,6 +16,7 @@ from types import FrameType
 from sls_provider.emulator.backend import Record
 from sls_provider.emulator.quota import (
     PROJECT_MB_PER_SECOND,
+    PROJECT_WRITES_PER_SECOND,
     SHARD_MB_PER_SECOND,
     SHARD_MB_PER_SECOND_NO_INDEX,
     SHARD_WRITES_PER_SECOND,
@@ -84,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--project-writes-per-second",
         type=float,
-        help="writes/s a project accepts (implies --project-quota; default 10000)",
+        help=f"writes/s a project accepts (implies --project-quota; default {PROJECT_WRITES_PER_SECOND:g})",
     )
     parser.add_argument(
         "--soft-quota",
