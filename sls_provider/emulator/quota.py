@@ -35,7 +35,7 @@ from sls_provider.emulator.protocol import MB
 
 #: A shard's raw MB/s (MB is 1024 * 1024 bytes here, as in the service's limits): with an index...
 SHARD_MB_PER_SECOND = 5.0
-#: ...and without one (nothing to build, so the shard takes twice as much).
+#: ...and without one.
 SHARD_MB_PER_SECOND_NO_INDEX = 10.0
 SHARD_WRITES_PER_SECOND = 500.0
 #: A project's 100 GB/min of raw data and 600,000 writes/min, per second.
@@ -66,27 +66,13 @@ class WriteQuota:
         if not 0.0 <= self.soft <= 1.0:
             raise ValueError(f"quota soft must be within [0, 1], got {self.soft}")
 
-    def filled(self, mb_per_second: float, writes_per_second: float) -> WriteQuota:
+    def filled(self, *, mb_per_second: float, writes_per_second: float) -> WriteQuota:
         """This quota with SLS's figures where it names none."""
         return replace(
             self,
             mb_per_second=self.mb_per_second or mb_per_second,
             writes_per_second=self.writes_per_second or writes_per_second,
         )
-
-    @classmethod
-    def shard(cls, *, index: bool = True) -> WriteQuota:
-        """SLS's quota of a shard of a logstore with (or without) an index."""
-        return cls().filled(_shard_mb(index), SHARD_WRITES_PER_SECOND)
-
-    @classmethod
-    def project(cls) -> WriteQuota:
-        """SLS's quota of a project."""
-        return cls().filled(PROJECT_MB_PER_SECOND, PROJECT_WRITES_PER_SECOND)
-
-
-def _shard_mb(index: bool) -> float:
-    return SHARD_MB_PER_SECOND if index else SHARD_MB_PER_SECOND_NO_INDEX
 
 
 class _Bucket:
@@ -212,7 +198,8 @@ class QuotaBook:
                 self._logstores.pop((project, logstore), None)
                 return
             now = self.clock()
-            filled = quota.filled(_shard_mb(index), SHARD_WRITES_PER_SECOND)
+            mb = SHARD_MB_PER_SECOND if index else SHARD_MB_PER_SECOND_NO_INDEX
+            filled = quota.filled(mb_per_second=mb, writes_per_second=SHARD_WRITES_PER_SECOND)
             self._logstores[(project, logstore)] = _Logstore(
                 [_Limit(filled, now) for _ in range(shards)], index
             )
@@ -224,7 +211,9 @@ class QuotaBook:
             if quota is None:
                 self._projects.pop(project, None)
             else:
-                filled = quota.filled(PROJECT_MB_PER_SECOND, PROJECT_WRITES_PER_SECOND)
+                filled = quota.filled(
+                    mb_per_second=PROJECT_MB_PER_SECOND, writes_per_second=PROJECT_WRITES_PER_SECOND
+                )
                 self._projects[project] = _Limit(filled, self.clock())
 
     def shard_count(self, project: str, logstore: str) -> int | None:
