@@ -154,7 +154,7 @@ def _refusal(kind: str, short: str, quota: WriteQuota, name: str) -> EmulatorErr
     return EmulatorError(
         403,
         ErrorCode.SHARD_WRITE_QUOTA_EXCEED,
-        f"Shard write quota exceed: {'inflow' if short == 'inflow' else 'qps'}: {mb:g} MB/s of raw data "
+        f"Shard write quota exceed: {short}: {mb:g} MB/s of raw data "
         f"and {writes:g} writes/s per shard, {name}",
     )
 
