@@ -1,8 +1,11 @@
 """How fast one export sends, learnt from the service's answers, the way TCP learns a window.
 
-A logstore accepts about 5 MB/s and 500 writes/s per shard; over that, writes are refused (403
-``WriteQuotaExceed``/``ShardWriteQuotaExceed``, 429). Nothing tells an export the quota, nor how
-many other exports share it, so each export paces its requests at a byte rate it adapts:
+A logstore accepts 5 MB/s (10 without an index) and 500 writes/s per shard, and a project 100
+GB/min and 600,000 writes/min; over that, writes are refused (403 ``ShardWriteQuotaExceed`` /
+``WriteQuotaExceed``, 429). SLS counts **raw** bytes, the body before compression, so the bytes
+here are raw too (the request's ``x-log-bodyrawsize``): compression saves network, not quota.
+Nothing tells an export the quota, nor how many other exports share it, so each export paces its
+requests at a byte rate it adapts:
 
 - Until the first refusal nothing is paced (a quota that is not binding costs nothing).
 - The first refusal starts pacing at one request a second, whatever the export got through before
@@ -29,7 +32,7 @@ first version); ``benchmarks/bench_quota.py`` measures the real thing.
 
 The controller is shared by one export's sending threads (thread-safe), pure apart from its clock:
 ``reserve`` says when a request may start, the client sleeps. Caps given by the user
-(``max_requests_per_second``, ``max_mb_per_second``) stay upper bounds.
+(``max_requests_per_second``, ``max_mb_per_second``, raw MB like the quota) stay upper bounds.
 """
 
 from __future__ import annotations
@@ -88,7 +91,8 @@ class SendController:
     """Paces one export's requests under a write quota it learns from throttling answers.
 
     :param max_requests_per_second: a cap on requests/s (attempts included), or ``None``.
-    :param max_bytes_per_second: a cap on compressed bytes/s, or ``None``.
+    :param max_bytes_per_second: a cap on raw (uncompressed) bytes/s, what the quota counts, or
+        ``None``. Every byte count given to the controller is raw.
     :param stall_timeout: seconds without any acknowledged request, while refused for quota,
         after which the export gives up (see :meth:`stalled`).
     :param clock: monotonic seconds (injected by tests).

@@ -341,7 +341,7 @@ class Exporter:
         control = self.controller
         throttled = (
             f"; throttled: {control.throttled:,} answer(s), {control.throttled_seconds:,.1f} s, "
-            f"pacing at {(control.rate or 0) / 1e6:,.2f} MB/s"
+            f"pacing at {(control.rate or 0) / 1e6:,.2f} MB/s raw"
             if control.throttled
             else ""
         )

@@ -44,7 +44,8 @@ class ExportOptions:
     :param max_workers: concurrent requests.
     :param max_requests_per_second: cap on this export's requests/s (attempts included). Not needed
         to share a logstore's write quota: every export adapts its pace to the service's answers.
-    :param max_mb_per_second: cap on this export's compressed MB/s (a shard takes about 5 MB/s).
+    :param max_mb_per_second: cap on this export's raw (uncompressed) MB/s, the bytes SLS's write
+        quota counts (a shard takes about 5 MB/s of raw data with an index, 10 without).
     :param stall_timeout: seconds without a single acknowledged request, while the service refuses
         writes for quota, after which the export fails (``None``: 300, or the hook's setting).
     :param trace_tags: send those two tags (turn off only if the logstore's tags must stay as given).

@@ -163,8 +163,9 @@ def accept_track(state: EmulatorState, req: HttpRequest, logstore: str, rec: Rec
     tags = {**payload.tags, "__receive_time__": str(now), "__client_ip__": req.client_ip}
     logs = payload.logs
     batch = Batch(payload.topic or "", payload.source or req.client_ip, tags, now, len(logs), lambda: logs)
-    # The quota counts compressed bytes, what crossed the wire; a refused write stores nothing.
-    state.quotas.admit(project, logstore, len(req.body))
+    # The quota counts raw bytes, as SLS's limits do (a compressed body's are what
+    # x-log-bodyrawsize declared, checked by decode_body); a refused write stores nothing.
+    state.quotas.admit(project, logstore, len(raw), body_bytes=len(req.body))
     state.store.append(project, logstore, batch, raw)
 
 

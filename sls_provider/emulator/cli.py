@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from types import FrameType
 
 from sls_provider.emulator.backend import Record
-from sls_provider.emulator.quota import SHARD_MB_PER_SECOND, SHARD_WRITES_PER_SECOND, WriteQuota
+from sls_provider.emulator.quota import (
+    PROJECT_MB_PER_SECOND,
+    PROJECT_WRITES_PER_SECOND,
+    SHARD_MB_PER_SECOND,
+    SHARD_MB_PER_SECOND_NO_INDEX,
+    SHARD_WRITES_PER_SECOND,
+    WriteQuota,
+)
 from sls_provider.emulator.server import SlsEmulator
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -45,17 +52,40 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--auto-create", action="store_true", help="create unknown logstores on first write")
     parser.add_argument("--shards", type=int, default=2, help="shards of each --logstore (default 2)")
     parser.add_argument(
-        "--quota", action="store_true", help="enforce a write quota on each shard of each --logstore"
+        "--no-index",
+        action="store_true",
+        help=f"each --logstore has no index: SLS gives its shards {SHARD_MB_PER_SECOND_NO_INDEX:g} MB/s "
+        f"instead of {SHARD_MB_PER_SECOND:g}",
+    )
+    parser.add_argument(
+        "--quota", action="store_true", help="enforce SLS's write quota on each shard of each --logstore"
     )
     parser.add_argument(
         "--shard-mb-per-second",
         type=float,
-        help=f"compressed MB/s a shard accepts (implies --quota; default {SHARD_MB_PER_SECOND:g})",
+        help=f"raw (uncompressed) MB/s a shard accepts (implies --quota; default {SHARD_MB_PER_SECOND:g}, "
+        f"{SHARD_MB_PER_SECOND_NO_INDEX:g} with --no-index)",
     )
     parser.add_argument(
         "--shard-writes-per-second",
         type=float,
         help=f"writes/s a shard accepts (implies --quota; default {SHARD_WRITES_PER_SECOND:g})",
+    )
+    parser.add_argument(
+        "--project-quota",
+        action="store_true",
+        help="enforce SLS's project write quota (100 GB/min, 600,000 writes/min) on each --logstore's "
+        "project",
+    )
+    parser.add_argument(
+        "--project-mb-per-second",
+        type=float,
+        help=f"raw MB/s a project accepts (implies --project-quota; default {PROJECT_MB_PER_SECOND:.0f})",
+    )
+    parser.add_argument(
+        "--project-writes-per-second",
+        type=float,
+        help=f"writes/s a project accepts (implies --project-quota; default {PROJECT_WRITES_PER_SECOND:g})",
     )
     parser.add_argument(
         "--soft-quota",
@@ -89,16 +119,15 @@ def _bind_note(host: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    quota = None
-    if args.quota or args.shard_mb_per_second or args.shard_writes_per_second or args.soft_quota:
-        try:
-            quota = WriteQuota(
-                args.shard_mb_per_second or SHARD_MB_PER_SECOND,
-                args.shard_writes_per_second or SHARD_WRITES_PER_SECOND,
-                args.soft_quota,
-            )
-        except ValueError as exc:
-            parser.error(str(exc))
+    quota = project_quota = None
+    try:
+        if args.quota or args.shard_mb_per_second or args.shard_writes_per_second or args.soft_quota:
+            # What is not given is SLS's figure, filled in by the logstore (index or not).
+            quota = WriteQuota(args.shard_mb_per_second, args.shard_writes_per_second, args.soft_quota)
+        if args.project_quota or args.project_mb_per_second or args.project_writes_per_second:
+            project_quota = WriteQuota(args.project_mb_per_second, args.project_writes_per_second)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.shards < 1:
         parser.error(f"--shards must be at least 1, got {args.shards}")
     emu = SlsEmulator(
@@ -110,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         on_request=None if args.quiet else _log_line,
         shards=args.shards,
         quota=quota,
+        index=not args.no_index,
     )
+    for project in sorted({project for project, _ in args.logstore} if project_quota else ()):
+        emu.set_project_quota(project, project_quota)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

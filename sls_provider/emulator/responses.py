@@ -82,7 +82,7 @@ def _create_logstore(state: EmulatorState, req: HttpRequest) -> Response:
     quota = _quota(spec.get("quota"))
     shards = spec.get("shards", 2)
     try:
-        state.quotas.set_logstore(project, logstore, shards, quota)
+        state.quotas.set_logstore(project, logstore, shards, quota, index=bool(spec.get("index", True)))
     except ValueError as exc:
         raise EmulatorError.bad_parameter(str(exc)) from None
     info = state.store.put_logstore(project, logstore, bool(spec.get("web_tracking", True)))
@@ -90,7 +90,8 @@ def _create_logstore(state: EmulatorState, req: HttpRequest) -> Response:
 
 
 def _quota(spec: object) -> WriteQuota | None:
-    """``true`` (SLS's quota), an object of :class:`WriteQuota` fields, or nothing."""
+    """``true`` (SLS's quota), an object of :class:`WriteQuota` fields (the ones left out are
+    SLS's), or nothing."""
     if spec in (None, False):
         return None
     try:

@@ -192,8 +192,8 @@ class SlsEmulator:
     ``with SlsEmulator() as emu:`` serves on ``emu.endpoint`` (127.0.0.1, a free port) until the
     block ends. ``db_path=None`` keeps everything in memory; a file path keeps logstores and logs
     in SQLite across restarts. ``auto_create=True`` creates unknown project/logstores (web
-    tracking on) on their first write. ``shards`` and ``quota`` apply to the ``logstores`` given
-    here (see :meth:`create_logstore`).
+    tracking on) on their first write. ``shards``, ``quota`` and ``index`` apply to the
+    ``logstores`` given here (see :meth:`create_logstore`).
     """
 
     def __init__(
@@ -207,6 +207,7 @@ class SlsEmulator:
         on_request: Callable[[Record], None] | None = None,
         shards: int = 2,
         quota: WriteQuota | bool | None = None,
+        index: bool = True,
     ) -> None:
         self.host = host
         self._port = port
@@ -216,7 +217,7 @@ class SlsEmulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for project, logstore in logstores:
-            self.create_logstore(project, logstore, shards=shards, quota=quota)
+            self.create_logstore(project, logstore, shards=shards, quota=quota, index=index)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> SlsEmulator:
@@ -277,24 +278,32 @@ class SlsEmulator:
         *,
         shards: int = 2,
         quota: WriteQuota | bool | None = None,
+        index: bool = True,
     ) -> None:
         """Create (or update the web-tracking switch of) a logstore; creating a project implicitly.
 
         :param shards: shards the logstore's writes are spread over (round robin).
-        :param quota: each shard's write quota: a :class:`WriteQuota`, ``True`` for SLS's (5 MB/s
-            and 500 writes/s a shard), or ``None``/``False`` for none (the default: unlimited).
+        :param quota: each shard's write quota, on raw (uncompressed) bytes and writes: a
+            :class:`WriteQuota` (what it leaves ``None`` is SLS's), ``True`` for SLS's (5 MB/s with
+            an index, 10 without, and 500 writes/s a shard), or ``None``/``False`` for none (the
+            default: unlimited).
+        :param index: whether the logstore has an index (SLS gives its shards 5 MB/s, 10 without).
         """
         if quota is True:
             quota = WriteQuota()
-        self._state.quotas.set_logstore(project, logstore, shards, quota or None)
+        self._state.quotas.set_logstore(project, logstore, shards, quota or None, index=index)
         self._state.store.put_logstore(project, logstore, web_tracking)
 
-    def set_project_quota(self, project: str, quota: WriteQuota | None) -> None:
-        """A write quota over all the logstores of ``project`` (``None`` removes it)."""
-        self._state.quotas.set_project(project, quota)
+    def set_project_quota(self, project: str, quota: WriteQuota | bool | None) -> None:
+        """A write quota over all the logstores of ``project``: a :class:`WriteQuota` (what it
+        leaves ``None`` is SLS's), ``True`` for SLS's (100 GB/min and 600,000 writes/min of raw
+        data), ``None``/``False`` to remove it."""
+        if quota is True:
+            quota = WriteQuota()
+        self._state.quotas.set_project(project, quota or None)
 
     def shard_counters(self, project: str, logstore: str) -> list[ShardCounters]:
-        """Accepted and refused writes (and bytes) of each shard of a logstore with a quota."""
+        """Accepted and refused writes (and raw and body bytes) of each shard of a logstore with a quota."""
         return self._state.quotas.counters(project, logstore)
 
     def project_counters(self, project: str) -> ShardCounters | None:

@@ -9,12 +9,13 @@ import pytest
 
 from sls_provider.core.congestion import SendController
 from sls_provider.emulator.quota import QuotaBook, WriteQuota
-from tests.core.quota_sim import MB, REQUEST, Clock, Export, run, simulate
+from tests.core.quota_sim import MB, REQUEST, SHARD_MB, Clock, Export, run, simulate
 
 SIZE = REQUEST
+QUOTA = 2 * SHARD_MB * MB  # the benchmark's two shards, raw bytes/s
 
 
-def setup(shards: int = 2, mb: float = 1.0) -> tuple[Clock, QuotaBook]:
+def setup(shards: int = 2, mb: float = SHARD_MB) -> tuple[Clock, QuotaBook]:
     clock = Clock()
     quotas = QuotaBook(clock=clock)
     quotas.set_logstore("p", "s", shards, WriteQuota(mb_per_second=mb))
@@ -49,19 +50,19 @@ def test_it_backs_off_to_the_quota_with_few_refusals() -> None:
     assert export.controller.rate is not None and export.controller.throttled > 0
     assert outcome.goodput > 0.9  # close to the quota...
     assert outcome.refused < 0.1  # ...with few refusals
-    assert 0.5 * 2 * MB < export.controller.rate < 2.0 * 2 * MB
+    assert 0.5 * QUOTA < export.controller.rate < 2.0 * QUOTA
 
 
 def test_it_recovers_when_the_quota_grows() -> None:
-    clock, quotas = setup(mb=0.5)
+    clock, quotas = setup(mb=0.5 * SHARD_MB)
     export = endless(clock)
     simulate(clock, quotas, [export], seconds=20.0)
-    assert export.controller.rate is not None and export.controller.rate < 2 * MB
-    quotas.set_logstore("p", "s", 2, WriteQuota(mb_per_second=4.0))  # 8 MB/s now
+    assert export.controller.rate is not None and export.controller.rate < QUOTA
+    quotas.set_logstore("p", "s", 2, WriteQuota(mb_per_second=4.0 * SHARD_MB))  # 8 times as much now
     simulate(clock, quotas, [export], seconds=15.0)
     before = export.acked
     simulate(clock, quotas, [export], seconds=10.0)
-    assert (export.acked - before) / 10.0 > 0.6 * 8 * MB  # found the room within seconds
+    assert (export.acked - before) / 10.0 > 0.6 * 4 * QUOTA  # found the room within seconds
 
 
 def test_independent_exports_converge_to_fair_shares_of_the_quota() -> None:
@@ -82,7 +83,7 @@ def test_exports_sharing_a_quota_settle_at_equal_rates() -> None:
     before = [e.acked for e in exports]
     simulate(clock, quotas, exports, seconds=60.0)
     rates = [(e.acked - b) / 60.0 for e, b in zip(exports, before, strict=True)]
-    assert sum(rates) > 0.85 * 2 * MB
+    assert sum(rates) > 0.85 * QUOTA
     assert min(rates) / max(rates) > 0.7
 
 

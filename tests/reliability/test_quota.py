@@ -1,5 +1,6 @@
 """Write quotas, over real HTTP against the emulator's shards: throttling is not failure; an export
-with no room at all fails naming the quota; ``Retry-After`` is bounded; the figures are true."""
+with no room at all fails naming the quota; ``Retry-After`` is bounded; the figures are true. The
+quota counts raw (uncompressed) bytes, and so do the pacing and its cap."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sls_provider.core import export as export_module
+from sls_provider.core.congestion import SendController
 from sls_provider.core.errors import SlsQuotaError, SlsRetryableError
 from sls_provider.emulator import SlsEmulator, WriteQuota
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
@@ -42,12 +45,16 @@ def stored_ids(emu: SlsEmulator) -> Counter[int]:
 
 
 def test_a_throttled_export_completes_with_every_row_once(quota_emulator: SlsEmulator) -> None:
-    # About 2.6 MB of lz4 bodies against 2 shards of 0.4 MB/s: several seconds over the quota.
-    quota_emulator.create_logstore(PROJECT, LOGSTORE, shards=2, quota=WriteQuota(mb_per_second=0.4))
+    # About 7.4 MB raw (2.3 MB of lz4 bodies) against 2 shards of 1.25 MB/s of raw data: several
+    # seconds over the quota (a quota on compressed bytes would let it through 3x faster).
+    quota_emulator.create_logstore(PROJECT, LOGSTORE, shards=2, quota=WriteQuota(mb_per_second=1.25))
     rows = 120_000
     summary = SlsWebTrackingHook(retry=FAST).put_dataframe(frame(rows), max_logs=2000)
-    refused = sum(s.refused for s in quota_emulator.shard_counters(PROJECT, LOGSTORE))
+    shards = quota_emulator.shard_counters(PROJECT, LOGSTORE)
+    refused = sum(s.refused for s in shards)
     assert refused > 0 and summary.throttled == refused
+    assert sum(s.accepted_raw_bytes for s in shards) == summary.raw_bytes  # each request once
+    assert sum(s.accepted_body_bytes for s in shards) == summary.sent_bytes
     assert summary.throttled_seconds > 0
     assert summary.retries == 0 and summary.possible_duplicates == 0  # throttling is not a fault
     assert summary.rows == rows
@@ -57,7 +64,7 @@ def test_a_throttled_export_completes_with_every_row_once(quota_emulator: SlsEmu
 
 
 def test_two_exports_on_one_hook_each_keep_their_own_pace_and_counts(quota_emulator: SlsEmulator) -> None:
-    quota_emulator.create_logstore(PROJECT, LOGSTORE, shards=2, quota=WriteQuota(mb_per_second=0.3))
+    quota_emulator.create_logstore(PROJECT, LOGSTORE, shards=2, quota=WriteQuota(mb_per_second=0.95))
     hook = SlsWebTrackingHook(retry=FAST)
     before = dict(vars(hook.client))
     summaries: dict[int, object] = {}
@@ -108,8 +115,36 @@ def test_a_quota_that_closes_mid_export_fails_with_throughput_and_shards_needed(
             frame(40_000), max_logs=2000, max_workers=1
         )
     text = str(caught.value)
-    assert "It achieved" in text and "MB/s" in text and "shard(s)" in text
+    assert "It achieved" in text and "MB/s of raw data" in text and "shard(s)" in text
+    assert "5 MB/s of raw (uncompressed) data with an index (10 without)" in text
+    assert "without an index)" in text
     assert quota_emulator.count(PROJECT, LOGSTORE) == 3 * 2000
+
+
+def test_the_pacing_and_its_cap_count_raw_bytes(
+    quota_emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the controller is told a request weighs is its raw body, as the quota counts it."""
+    quota_emulator.create_logstore(PROJECT, LOGSTORE)
+    made: list[SendController] = []
+    acked: list[int] = []
+
+    class Recording(SendController):
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)  # type: ignore[arg-type]
+            made.append(self)
+
+        def on_ack(self, nbytes: int, sent_at: float) -> None:
+            acked.append(nbytes)
+            super().on_ack(nbytes, sent_at)
+
+    monkeypatch.setattr(export_module, "SendController", Recording)
+    summary = SlsWebTrackingHook(retry=FAST).put_dataframe(frame(10_000), max_logs=2000, max_mb_per_second=50)
+    (controller,) = made
+    assert controller.max_bytes_per_second == 50e6  # raw bytes/s
+    ok = quota_emulator.requests.where(status=200)
+    assert sorted(acked) == sorted(r["raw_bytes"] for r in ok) and len(acked) == 5
+    assert controller.acked_bytes == summary.raw_bytes > 2 * summary.sent_bytes
 
 
 def test_retry_after_is_bounded_by_the_deadline(quota_emulator: SlsEmulator) -> None:
