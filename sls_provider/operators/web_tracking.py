@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, BaseOperator
 
 from sls_provider.core.compress import check_compress_type
+from sls_provider.core.options import new_export_id
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
@@ -21,6 +22,8 @@ from sls_provider.hooks.web_tracking import (
     SlsWebTrackingHook,
 )
 from sls_provider.lineage import export_lineage
+from sls_provider.links import SlsLogsLink, logs_since, push_logs_link
+from sls_provider.metrics import emit_export_metrics
 from sls_provider.sources.frames import check_chunksize, dataframe_chunks
 from sls_provider.sources.readers import check_sql_reader, read_query
 
@@ -91,6 +94,7 @@ class SlsWebTrackingOperator(BaseOperator):
         "dataframe",
     )
     template_ext: Sequence[str] = (".sql",)
+    operator_extra_links = (SlsLogsLink(),)
     template_fields_renderers = {"sql": "sql", "parameters": "json", "tags": "json"}
 
     def __init__(
@@ -244,6 +248,12 @@ class SlsWebTrackingOperator(BaseOperator):
             ledger = self.hook.resume_ledger(
                 store, key=STATE_KEY, fingerprint=self.fingerprint(), owner=ti_key
             )
+        # The id is known before the export, so the "SLS logs" link is there for a failed try too (open
+        # ended); its range starts with the run, to cover what earlier tries of a resumed export sent.
+        export_id = ledger.export_id if ledger is not None else new_export_id(ti_key)
+        since = logs_since(context)
+        link_id = export_id if self.trace_tags else None
+        push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=False)
         summary = self.hook.export(
             self._frames(),
             self.export_options,
@@ -252,11 +262,14 @@ class SlsWebTrackingOperator(BaseOperator):
             topic_column=self.topic_column,
             source=self.source,
             tags=self.tags,
+            export_id=export_id,
             owner=ti_key,
         )
+        push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=True)
         if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
             ledger.discard()
+        emit_export_metrics(summary, dag_id=ti.dag_id, task_id=ti.task_id, logstore=self.hook.target.logstore)
         # The export itself logged the summary ("SLS export done: ..."): not twice.
         return summary.to_dict()
 
