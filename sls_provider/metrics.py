@@ -64,7 +64,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "sls.export.dead_letter_rows",
         "counter",
-        lambda s: getattr(s, "dead_letter_rows", 0),
+        lambda s: s.dead_letter_rows,
         "rows written to the dead-letter destination",
     ),
     Metric(

@@ -81,6 +81,11 @@ class SlsWebTrackingOperator(BaseOperator):
     :param max_mb_per_second: cap on this task's compressed MB/s (a shard takes about 5 MB/s).
     :param stall_timeout: seconds the task may go without a single acknowledged request while SLS
         refuses its writes for quota, before it fails naming the quota (default 300).
+    :param dead_letter: where rows not sent are kept, as NDJSON with why, the export id, topic and
+        position: any URL Airflow's ``ObjectStoragePath`` opens (``file:///...``, ``s3://...``);
+        ``None``: they are only counted and logged.
+    :param max_bad_rows: rows of requests SLS refuses for their content (400) put aside in
+        ``dead_letter`` while the export goes on; one more fails the task (``0``: the first does).
     """
 
     template_fields: Sequence[str] = (
@@ -126,6 +131,8 @@ class SlsWebTrackingOperator(BaseOperator):
         max_requests_per_second: float | None = None,
         max_mb_per_second: float | None = None,
         stall_timeout: float | None = None,
+        dead_letter: str | None = None,
+        max_bad_rows: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -187,6 +194,8 @@ class SlsWebTrackingOperator(BaseOperator):
         self.max_requests_per_second = max_requests_per_second
         self.max_mb_per_second = max_mb_per_second
         self.stall_timeout = stall_timeout
+        self.dead_letter = dead_letter
+        self.max_bad_rows = max_bad_rows
         #: the validated export options (raises ``SlsInputError`` here, when the DAG is parsed); the
         #: templated fields (topic, source, tags) are rendered later and passed with each export
         self.export_options = ExportOptions(
@@ -199,6 +208,8 @@ class SlsWebTrackingOperator(BaseOperator):
             max_requests_per_second=max_requests_per_second,
             max_mb_per_second=max_mb_per_second,
             stall_timeout=stall_timeout,
+            dead_letter=dead_letter,
+            max_bad_rows=max_bad_rows,
         )
 
     @cached_property
