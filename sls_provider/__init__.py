@@ -89,6 +89,8 @@ def get_provider_info() -> dict:
                 "python-modules": ["sls_provider.hooks.web_tracking"],
             }
         ],
+        # The operator's "SLS logs" link (sls_provider/links.py), listed as providers list theirs.
+        "extra-links": ["sls_provider.links.SlsLogsLink"],
         "operators": [
             {
                 "integration-name": "Alibaba Cloud SLS",

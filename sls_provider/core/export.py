@@ -35,8 +35,9 @@ import pyarrow as pa
 
 from sls_provider.core.client import WebTrackingClient, is_throttle
 from sls_provider.core.congestion import SendController
+from sls_provider.core.deadletter import DeadLetters, DeadLetterSink
 from sls_provider.core.encode import EncodedRows, arrow_column_text, column_text, encode_arrow, encode_frame
-from sls_provider.core.errors import SlsInputError, SlsServiceError
+from sls_provider.core.errors import SlsInputError, SlsRequestError, SlsServiceError
 from sls_provider.core.keys import resolve_keys
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.options import (
@@ -109,6 +110,8 @@ class Exporter:
     :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found;
         ``None``: a new random id (:func:`~sls_provider.core.options.new_export_id`).
     :param stall_timeout: used when ``options.stall_timeout`` is ``None`` (``None``: 300 s).
+    :param dead_letters: where rows not sent are kept (``options.dead_letter`` opened by the caller);
+        ``None``: they are counted and logged only.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class Exporter:
         tags: Mapping[str, str] | None = None,
         export_id: str | None = None,
         stall_timeout: float | None = None,
+        dead_letters: DeadLetterSink | None = None,
     ) -> None:
         if not isinstance(topic, str):
             raise SlsInputError(f"topic must be a string, got {type(topic).__name__}")
@@ -146,6 +150,11 @@ class Exporter:
         self._keys_lock = threading.Lock()
         self.summary = ExportSummary(export_id=self.export_id)
         self._skipped = 0
+        self._dead = (
+            DeadLetters(dead_letters, export_id=self.export_id, max_bad_rows=options.max_bad_rows)
+            if dead_letters is not None
+            else None
+        )
 
     # -- rows -> requests ---------------------------------------------------------------------
 
@@ -233,8 +242,15 @@ class Exporter:
         options = self.options
         for first_row, parts in self._encoded(chunks):
             screened = []
+            left_out: list[tuple[str, int, str, bytes]] = []
             # The whole chunk is screened before any of its rows is packed: a failure sends none.
             for topic, rows, positions in parts:
+
+                def keep_aside(
+                    row: int, why: str, text: bytes, topic: str = topic, out: list = left_out
+                ) -> None:
+                    out.append((topic, row, why, text))
+
                 kept, skipped = screen(
                     rows,
                     topic=topic,
@@ -244,9 +260,12 @@ class Exporter:
                     on_oversize=options.on_oversize,
                     first_row=first_row,
                     positions=positions,
+                    on_skip=keep_aside if self._dead is not None else None,
                 )
                 self._skipped += skipped
                 screened.append((topic, kept))
+            if self._dead is not None and left_out:
+                self._dead.skipped(first_row, left_out)
             for topic, kept in screened:
                 yield from packer.add(topic, kept)
         yield from packer.finish()
@@ -307,6 +326,9 @@ class Exporter:
         """Fill in the summary's totals (and persist the ledger)."""
         summary = self.summary
         summary.skipped_rows = self._skipped
+        if self._dead is not None:
+            summary.dead_letter_rows = self._dead.rows
+            summary.dead_letter_path = self._dead.sink.location
         summary.retries = self._retry.retries
         summary.possible_duplicates = self._retry.ambiguous
         if self.ledger is not None:
@@ -319,9 +341,15 @@ class Exporter:
         if self.ledger is not None:
             self.ledger.flush()
 
-    def _send(self, request: Request) -> int:
-        """Runs on a sending thread: the compressed bytes the service acknowledged."""
-        return self.client.send(request, controller=self.controller, on_retry=self._retry).sent_bytes
+    def _send(self, request: Request) -> int | None:
+        """Runs on a sending thread: the compressed bytes the service acknowledged, or ``None`` for a
+        request refused for its content and put aside (not counted as sent; the ledger keeps it unsent)."""
+        try:
+            return self.client.send(request, controller=self.controller, on_retry=self._retry).sent_bytes
+        except SlsRequestError as error:
+            if self._dead is None or not self._dead.refused(request, error):
+                raise
+            return None
 
     def _resumed(self, request: Request) -> None:
         self.summary.resumed_requests += 1

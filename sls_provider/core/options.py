@@ -50,6 +50,10 @@ class ExportOptions:
         writes for quota, after which the export fails (``None``: 300, or the hook's setting).
     :param trace_tags: send those two tags (turn off only if the logstore's tags must stay as given).
     :param progress_interval: seconds between progress log lines.
+    :param dead_letter: where rows the export does not send are kept (a URL Airflow's
+        ``ObjectStoragePath`` opens: ``file:///...``, ``s3://...``); ``None``: counted and logged only.
+    :param max_bad_rows: rows of requests SLS refuses for their content (400) that are put aside in
+        ``dead_letter`` before the export fails anyway; ``0``: a refusal fails the export.
     """
 
     key_policy: str = "strict"
@@ -63,6 +67,8 @@ class ExportOptions:
     max_mb_per_second: float | None = None
     progress_interval: float = 30.0
     stall_timeout: float | None = None
+    dead_letter: str | None = None
+    max_bad_rows: int = 0
 
     def __post_init__(self) -> None:
         if self.key_policy not in KEY_POLICIES:
@@ -76,6 +82,18 @@ class ExportOptions:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise SlsInputError(f"{name} must be positive, got {value!r}")
+        if self.dead_letter is not None and (not isinstance(self.dead_letter, str) or not self.dead_letter):
+            raise SlsInputError(
+                f"dead_letter must be a URL (file:///..., s3://...), got {self.dead_letter!r}"
+            )
+        if (
+            isinstance(self.max_bad_rows, bool)
+            or not isinstance(self.max_bad_rows, int)
+            or self.max_bad_rows < 0
+        ):
+            raise SlsInputError(f"max_bad_rows must be an integer >= 0, got {self.max_bad_rows!r}")
+        if self.max_bad_rows and self.dead_letter is None:
+            raise SlsInputError("max_bad_rows puts rows aside in dead_letter: give dead_letter= too")
         if self.stall_timeout is not None and not self.stall_timeout < float("inf"):
             raise SlsInputError(
                 f"stall_timeout must be a finite number of seconds, got {self.stall_timeout!r}"
@@ -115,6 +133,11 @@ class ExportSummary:
     throttled: int = 0
     #: seconds during which some request of the export waited to be retried after such an answer
     throttled_seconds: float = 0.0
+    #: rows written to the dead-letter destination (skipped rows, rows of refused requests): none of
+    #: them is counted in ``rows``
+    dead_letter_rows: int = 0
+    #: where they are (a folder named by the export id), when there is a destination
+    dead_letter_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,7 +165,10 @@ class ExportSummary:
             "possible duplicate requests": self.possible_duplicates,
             "requests already stored by an earlier try": self.resumed_requests,
         }
-        return text + "".join(f"; {name}: {value:,}" for name, value in extras.items() if value)
+        text += "".join(f"; {name}: {value:,}" for name, value in extras.items() if value)
+        if self.dead_letter_rows:
+            text += f"; rows put aside: {self.dead_letter_rows:,} in {self.dead_letter_path}"
+        return text
 
 
 def size(nbytes: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,6 +36,7 @@ def screen(
     on_oversize: str,
     first_row: int,
     positions: np.ndarray | None,
+    on_skip: Callable[[int, str, bytes], None] | None = None,
 ) -> tuple[EncodedRows, int]:
     """The rows that can be sent, and how many were skipped.
 
@@ -42,6 +44,8 @@ def screen(
     :param max_bytes: the request size the budget comes from (for the message).
     :param first_row: the input row the chunk starts at; ``positions`` the rows' places in the
         chunk (``None``: row ``i`` is the chunk's row ``i``), so messages count input rows.
+    :param on_skip: with ``on_oversize="skip"``, called for each row left out with its input row
+        number, the reason and its JSON (to keep it as a dead letter).
     :raises SlsInputError: with ``on_oversize="fail"``, naming up to five such rows.
     """
     if not len(rows):
@@ -72,6 +76,9 @@ def screen(
             topic,
             "; ".join(f"row {where(i):,} {why}" for i, why in named),
         )
+        if on_skip is not None:
+            for i, why in reasons.items():
+                on_skip(where(i), why, rows.row(i))
         keep = np.setdiff1d(np.arange(len(rows)), np.fromiter(reasons, dtype=np.int64))
         return rows.take(keep), len(reasons)
     listed = "; ".join(f"row {where(i):,} (topic {topic!r}) {why}" for i, why in named)

@@ -27,7 +27,8 @@ class Sender:
     """Sends requests in order of submission, at most :attr:`max_in_flight` at once.
 
     :param send: sends one request and returns its compressed size in bytes, or raises; runs on a
-        sending thread.
+        sending thread. ``None``: the request was put aside (a dead letter): not acknowledged, not
+        counted, and recorded in the ledger as not sent.
     :param workers: sending threads.
     :param ledger: requests acknowledged by earlier tries are skipped; every request is recorded
         as sending, then acknowledged or not sent.
@@ -39,7 +40,7 @@ class Sender:
 
     def __init__(
         self,
-        send: Callable[[Request], int],
+        send: Callable[[Request], int | None],
         *,
         workers: int,
         ledger: Ledger | None = None,

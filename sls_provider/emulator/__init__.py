@@ -10,6 +10,7 @@ used from any layer, ``faults`` and ``quota`` by ``backend`` and up):
   (framing limits, keep-alive, dropped connections).
 - ``responses``: request handling: routing, the SLS-style answer (``error_response`` is the one
   place an error answer is built), faults applied around ``/track``, the ``/_emulator/`` admin API.
+- ``page``: the web page at ``/`` (logstores, topics, a chart over time, the last logs, a search box).
 - ``backend``: the emulated service: ``EmulatorState`` (and its ``reset``), the ``/track`` and
   UpdateLogStore rules, GetLogs selection and queries, the request record.
 - ``storage``: what is kept and where: ``LogstoreInfo``, ``Batch``, the memory and SQLite stores.

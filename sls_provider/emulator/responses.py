@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from sls_provider.emulator import page
 from sls_provider.emulator.backend import (
     EmulatorState,
     Record,
@@ -217,6 +218,8 @@ def _route(state: EmulatorState, req: HttpRequest, rec: Record) -> Response:
         )
     if match := _ADMIN.fullmatch(req.path):
         return handle_admin(state, req, match.group(1))
+    if req.path == "/" and req.method == "GET":  # the web page (emulator/page.py), any Host
+        return Response(body=page.render(state, req.query), headers=dict(page.HEADERS))
     if (match := _TRACK.fullmatch(req.path)) and req.method == "POST":
         rec["logstore"] = unquote(match.group(1))
         return _track(state, req, rec["logstore"], rec)

@@ -30,6 +30,7 @@ from sls_provider.core.ledger import Ledger, StateStore, seq_ranges
 from sls_provider.core.management import ManagementClient
 from sls_provider.core.options import ExportOptions, ExportSummary, new_export_id
 from sls_provider.core.reasons import mask
+from sls_provider.dead_letter import ObjectStorageSink
 from sls_provider.sources.frames import check_chunksize, dataframe_chunks, frames_from_records
 
 # The names a user of the hook needs, importable from here: the options, the summary and the errors.
@@ -377,6 +378,7 @@ class SlsWebTrackingHook(BaseHook):
         )
         if ledger is not None:
             export_id = ledger.export_id
+        export_id = export_id if export_id is not None else new_export_id(owner)
         exporter = Exporter(
             self.client,
             options,
@@ -385,8 +387,9 @@ class SlsWebTrackingHook(BaseHook):
             topic_column=topic_column,
             source=source,
             tags=tags,
-            export_id=export_id if export_id is not None else new_export_id(owner),
+            export_id=export_id,
             stall_timeout=self.stall_timeout,
+            dead_letters=ObjectStorageSink(options.dead_letter, export_id) if options.dead_letter else None,
         )
         return exporter.run(frames)
 

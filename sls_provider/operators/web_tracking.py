@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, BaseOperator
 
 from sls_provider.core.compress import check_compress_type
+from sls_provider.core.options import new_export_id
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
@@ -21,6 +22,8 @@ from sls_provider.hooks.web_tracking import (
     SlsWebTrackingHook,
 )
 from sls_provider.lineage import export_lineage
+from sls_provider.links import SlsLogsLink, logs_since, push_logs_link
+from sls_provider.metrics import emit_export_metrics
 from sls_provider.sources.frames import check_chunksize, dataframe_chunks
 from sls_provider.sources.readers import check_sql_reader, read_query
 
@@ -79,6 +82,11 @@ class SlsWebTrackingOperator(BaseOperator):
         quota counts (a shard takes about 5 MB/s of raw data with an index, 10 without).
     :param stall_timeout: seconds the task may go without a single acknowledged request while SLS
         refuses its writes for quota, before it fails naming the quota (default 300).
+    :param dead_letter: where rows not sent are kept, as NDJSON with why, the export id, topic and
+        position: any URL Airflow's ``ObjectStoragePath`` opens (``file:///...``, ``s3://...``);
+        ``None``: they are only counted and logged.
+    :param max_bad_rows: rows of requests SLS refuses for their content (400) put aside in
+        ``dead_letter`` while the export goes on; one more fails the task (``0``: the first does).
     """
 
     template_fields: Sequence[str] = (
@@ -92,6 +100,7 @@ class SlsWebTrackingOperator(BaseOperator):
         "dataframe",
     )
     template_ext: Sequence[str] = (".sql",)
+    operator_extra_links = (SlsLogsLink(),)
     template_fields_renderers = {"sql": "sql", "parameters": "json", "tags": "json"}
 
     def __init__(
@@ -123,6 +132,8 @@ class SlsWebTrackingOperator(BaseOperator):
         max_requests_per_second: float | None = None,
         max_mb_per_second: float | None = None,
         stall_timeout: float | None = None,
+        dead_letter: str | None = None,
+        max_bad_rows: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -184,6 +195,8 @@ class SlsWebTrackingOperator(BaseOperator):
         self.max_requests_per_second = max_requests_per_second
         self.max_mb_per_second = max_mb_per_second
         self.stall_timeout = stall_timeout
+        self.dead_letter = dead_letter
+        self.max_bad_rows = max_bad_rows
         #: the validated export options (raises ``SlsInputError`` here, when the DAG is parsed); the
         #: templated fields (topic, source, tags) are rendered later and passed with each export
         self.export_options = ExportOptions(
@@ -196,6 +209,8 @@ class SlsWebTrackingOperator(BaseOperator):
             max_requests_per_second=max_requests_per_second,
             max_mb_per_second=max_mb_per_second,
             stall_timeout=stall_timeout,
+            dead_letter=dead_letter,
+            max_bad_rows=max_bad_rows,
         )
 
     @cached_property
@@ -245,6 +260,12 @@ class SlsWebTrackingOperator(BaseOperator):
             ledger = self.hook.resume_ledger(
                 store, key=STATE_KEY, fingerprint=self.fingerprint(), owner=ti_key
             )
+        # The id is known before the export, so the "SLS logs" link is there for a failed try too (open
+        # ended); its range starts with the run, to cover what earlier tries of a resumed export sent.
+        export_id = ledger.export_id if ledger is not None else new_export_id(ti_key)
+        since = logs_since(context)
+        link_id = export_id if self.trace_tags else None
+        push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=False)
         summary = self.hook.export(
             self._frames(),
             self.export_options,
@@ -253,11 +274,14 @@ class SlsWebTrackingOperator(BaseOperator):
             topic_column=self.topic_column,
             source=self.source,
             tags=self.tags,
+            export_id=export_id,
             owner=ti_key,
         )
+        push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=True)
         if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
             ledger.discard()
+        emit_export_metrics(summary, dag_id=ti.dag_id, task_id=ti.task_id, logstore=self.hook.target.logstore)
         # The export itself logged the summary ("SLS export done: ..."): not twice.
         return summary.to_dict()
 

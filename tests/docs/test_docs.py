@@ -696,7 +696,15 @@ def check_exceptions(table: Table) -> None:
         assert code_cells(row[1]) == bases, where(table, row)
 
 
+def check_metrics(table: Table) -> None:
+    from sls_provider.metrics import METRICS
+
+    documented = [(code_cells(row[0]), row[1]) for row in table.rows]
+    assert documented == [([m.name], m.kind) for m in METRICS], "metrics documented != METRICS, in order"
+
+
 TABLE_CHECKS: dict[str, Callable[[Table], None]] = {
+    "metrics": check_metrics,
     "values": check_values,
     "columns": check_columns,
     "keys": check_keys,

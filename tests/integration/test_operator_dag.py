@@ -260,6 +260,8 @@ def test_every_argument_is_an_attribute_of_the_same_name() -> None:
         "max_mb_per_second": 2.0,
         "stall_timeout": 60.0,
         "sql_reader": "dbapi",
+        "dead_letter": "file:///tmp/dead-letters",
+        "max_bad_rows": 10,
     }
     names = [
         n for n, p in inspect.signature(SlsWebTrackingOperator.__init__).parameters.items() if n != "self"
