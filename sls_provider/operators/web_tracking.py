@@ -16,8 +16,10 @@ from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
     ExportOptions,
+    ExportSummary,
     RetryPolicy,
     SlsConfigError,
+    SlsEmptyExportError,
     SlsWebTrackingHook,
 )
 from sls_provider.lineage import export_lineage
@@ -65,6 +67,9 @@ class SlsWebTrackingOperator(BaseOperator):
     :param chunksize: rows read and encoded at a time.
     :param key_policy: ``strict`` (bad column names fail the task before sending) or ``sanitize``.
     :param on_oversize: ``fail`` or ``skip`` (and count) a row too large for a request.
+    :param fail_on_empty: fail the task (``SlsEmptyExportError``) when the export has no rows to send,
+        as ``SqlSensor(fail_on_empty=True)`` does; by default it logs a warning naming the query (or
+        the DataFrame) and the connections, and succeeds (a quiet day may have no rows).
     :param max_logs: logs per request (at most 4096).
     :param max_bytes: uncompressed bytes per request (at most 3 MiB).
     :param resume: skip requests a failed earlier try of this task instance already delivered
@@ -114,6 +119,7 @@ class SlsWebTrackingOperator(BaseOperator):
         chunksize: int = DEFAULT_CHUNKSIZE,
         key_policy: str = "strict",
         on_oversize: str = "fail",
+        fail_on_empty: bool = False,
         max_logs: int = MAX_LOGS,
         max_bytes: int = MAX_BYTES,
         resume: bool = True,
@@ -175,6 +181,7 @@ class SlsWebTrackingOperator(BaseOperator):
         self.chunksize = chunksize
         self.key_policy = key_policy
         self.on_oversize = on_oversize
+        self.fail_on_empty = fail_on_empty
         self.max_logs = max_logs
         self.max_bytes = max_bytes
         self.resume = resume
@@ -257,8 +264,48 @@ class SlsWebTrackingOperator(BaseOperator):
         if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
             ledger.discard()
+        if not summary.rows:
+            self._nothing_sent(summary, context)
         # The export itself logged the summary ("SLS export done: ..."): not twice.
         return summary.to_dict()
+
+    def _nothing_sent(self, summary: ExportSummary, context: Context) -> None:
+        """Say that the export sent no rows, naming what gave none; raise with ``fail_on_empty``.
+        A task that exports an empty period would otherwise succeed unnoticed (see issue #22: a
+        filter on ``{{ ds }}`` under a trigger timetable selects the day that has just begun)."""
+        if self.dataframe is not None:
+            what = "the DataFrame"
+        else:
+            what = f"the query {_one_line(str(self.sql))!r}"
+            if self.parameters is not None:
+                what += f" with parameters {self.parameters!r}"
+            what += f" on connection {self.sql_conn_id!r}"
+        if summary.skipped_rows:
+            gave = f"gave {summary.skipped_rows:,} row(s), all skipped as oversize"
+        else:
+            gave = "gave no rows"
+        target = self.hook.target
+        message = (
+            f"SLS export sent no rows: {what} {gave}, so nothing went to "
+            f"{target.project}/{target.logstore} (connection {self.sls_conn_id!r})."
+        )
+        if self.fail_on_empty:
+            raise SlsEmptyExportError(f"{message} The task fails: fail_on_empty=True.")
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        hint = ""
+        if start and end:
+            hint = f" against this run's data interval, {start} to {end}"
+            if start == end:  # a cron trigger timetable (schedule="@daily"): the likeliest mistake
+                hint += (
+                    ', which is empty (schedule="@daily" gives a run no period, and {{ ds }} is the '
+                    "day that begins; CronDataIntervalTimetable gives each run the period that ended)"
+                )
+        self.log.warning(
+            "%s If rows were expected, check what selects them%s. Pass fail_on_empty=True to fail "
+            "the task instead.",
+            message,
+            hint,
+        )
 
     def fingerprint(self) -> str:
         """What must not change between tries for a resume to be sound: the query and its
@@ -276,3 +323,9 @@ class SlsWebTrackingOperator(BaseOperator):
         }
         text = json.dumps(facts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _one_line(text: str, limit: int = 1000) -> str:
+    """``text`` on one line (runs of whitespace as one space), at most ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
