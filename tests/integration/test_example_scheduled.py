@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def test_the_first_scheduled_run_exports_the_day_that_has_ended(tmp_path: Path) 
             "AIRFLOW_CONN_SLS_DEFAULT": sls_connection(emu.endpoint),
         }
         dag_file = ROOT / "dags" / f"{DAG_ID}.py"
+        started = time.monotonic()
         with Cluster(tmp_path / "airflow", pg, env, [dag_file]) as cluster:
+            up = time.monotonic() - started
             assert cluster.query("SELECT filename, stacktrace FROM import_error") == []
             # The DAG is unpaused at creation with catchup=False: the scheduler creates one run, for
             # the latest period that has ended.
@@ -47,14 +50,18 @@ def test_the_first_scheduled_run_exports_the_day_that_has_ended(tmp_path: Path) 
                 f"WHERE dag_id = '{DAG_ID}' AND run_id = '{run_id}'"
             )
             assert state == "success", cluster.diagnostics()
+            ran = time.monotonic() - started - up
         logs = emu.get_logs(PROJECT, LOGSTORE)
+    print(f"\ncluster up in {up:.1f} s, run {run_id} ended in {ran:.1f} s more")
 
     assert run_type == "scheduled"
     start, end = start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
     # A whole day that has ended. Which day is read from the run, not assumed: a run created just
     # after midnight UTC covers the day the test called "today".
-    assert end - start == dt.timedelta(days=1) and start.time() == dt.time(0)
-    assert end <= dt.datetime.now(dt.timezone.utc)
+    assert end - start == dt.timedelta(days=1) and start.time() == dt.time(0), (
+        f"data interval {start} to {end}"
+    )
+    assert end <= dt.datetime.now(dt.timezone.utc), f"data interval {start} to {end}"
     day = str(start.date())
     assert day in days, (day, sorted(days))
     with sqlite3.connect(warehouse) as db:
