@@ -31,6 +31,11 @@ __all__ = ["STATE_KEY", "RetryPolicy", "SlsWebTrackingOperator"]
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+#: Timetables of periodic schedules whose runs have no data interval (a cron or delta *trigger*).
+_NO_INTERVAL_TIMETABLES = frozenset(
+    {"CronTriggerTimetable", "MultipleCronTriggerTimetable", "DeltaTriggerTimetable"}
+)
+
 #: Key of the resume ledger's head in ``context["task_state_store"]`` (its other keys start with it).
 STATE_KEY = "sls_export_ledger"
 
@@ -289,23 +294,21 @@ class SlsWebTrackingOperator(BaseOperator):
             f"SLS export sent no rows: {what} {gave}, so nothing went to "
             f"{target.project}/{target.logstore} (connection {self.sls_conn_id!r})."
         )
-        if self.fail_on_empty:
-            raise SlsEmptyExportError(f"{message} The task fails: fail_on_empty=True.")
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        timetable = type(getattr(context.get("dag"), "timetable", None)).__name__
         hint = ""
-        if start and end:
+        if start and end and start != end:
             hint = f" against this run's data interval, {start} to {end}"
-            if start == end:  # a cron trigger timetable (schedule="@daily"): the likeliest mistake
-                hint += (
-                    ', which is empty (schedule="@daily" gives a run no period, and {{ ds }} is the '
-                    "day that begins; CronDataIntervalTimetable gives each run the period that ended)"
-                )
-        self.log.warning(
-            "%s If rows were expected, check what selects them%s. Pass fail_on_empty=True to fail "
-            "the task instead.",
-            message,
-            hint,
-        )
+        elif timetable in _NO_INTERVAL_TIMETABLES:  # schedule="@daily": the likeliest mistake
+            hint = (
+                f': this scheduled run has no data interval ({timetable}: with schedule="@daily", '
+                "{{ ds }} is the day that begins; CronDataIntervalTimetable gives each run the period "
+                "that ended)"
+            )
+        advice = f"If rows were expected, check what selects them{hint}."
+        if self.fail_on_empty:
+            raise SlsEmptyExportError(f"{message} {advice} The task fails: fail_on_empty=True.")
+        self.log.warning("%s %s Pass fail_on_empty=True to fail the task instead.", message, advice)
 
     def fingerprint(self) -> str:
         """What must not change between tries for a resume to be sound: the query and its

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from airflow.sdk import DAG, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 from sls_provider import RetryPolicy, SlsConfigError, SlsEmptyExportError, SlsError, SlsInputError
 from sls_provider.emulator import SlsEmulator
@@ -313,7 +314,8 @@ def test_an_empty_export_warns_naming_its_source_and_succeeds(
     sls_conn: SlsEmulator, warehouse: Path, tmp_path: Path, caplog, capfd
 ) -> None:
     out = tmp_path / "summary.json"
-    with DAG("empty_export", schedule=None, start_date=START, params={"limit": -1}) as dag:
+    # schedule="@daily": runs without a data interval, the likeliest cause of an empty export.
+    with DAG("empty_export", schedule="@daily", start_date=START, params={"limit": -1}) as dag:
         query = SlsWebTrackingOperator(
             task_id="export_query",
             sql="SELECT * FROM events WHERE id < {{ params.limit }} ORDER BY id",
@@ -339,6 +341,7 @@ def test_an_empty_export_warns_naming_its_source_and_succeeds(
     ), text[-3000:]
     assert "SLS export sent no rows: the DataFrame gave no rows" in text
     assert "fail_on_empty=True" in text
+    assert "this scheduled run has no data interval" in text
     # At WARNING (the task logger writes through structlog, not to caplog's records), once a task.
     lines = [line for line in text.splitlines() if "SLS export sent no rows" in line]
     assert all("warning" in line.lower() for line in lines), lines
@@ -352,7 +355,8 @@ def test_an_empty_export_warns_naming_its_source_and_succeeds(
 def test_fail_on_empty_fails_the_task_with_an_input_error(
     sls_conn: SlsEmulator, warehouse: Path, caplog, capfd
 ) -> None:
-    with DAG("empty_export_fails", schedule=None, start_date=START) as dag:
+    daily = CronDataIntervalTimetable("@daily", timezone="UTC")
+    with DAG("empty_export_fails", schedule=daily, start_date=START) as dag:
         SlsWebTrackingOperator(
             task_id="export",
             sql="SELECT * FROM events WHERE id < 0",
@@ -367,6 +371,8 @@ def test_fail_on_empty_fails_the_task_with_an_input_error(
         "SlsEmptyExportError: SLS export sent no rows: the query 'SELECT * FROM events WHERE id < 0' "
         "on connection 'warehouse' gave no rows" in text
     ), text[-3000:]
+    # The run's period: what the query should have selected rows of (the day before START).
+    assert "against this run's data interval, 2025-12-31 00:00:00+00:00 to 2026-01-01 00:00:00+00:00" in text
     assert "The task fails: fail_on_empty=True." in text
     # An input error: the same query on the same data gives no rows on every try.
     assert issubclass(SlsEmptyExportError, SlsInputError)
