@@ -1,9 +1,10 @@
 """``make demo``: a SQLite warehouse, the local SLS emulator, and dags/example_sls_export.py run end to end.
 
-Builds ``.demo/warehouse.db`` (150,000 web events over two days, five event types), starts the
-emulator, runs the DAG for 2026-03-01 with ``dag.test()`` on a SQLite metadata DB under
-``.demo/airflow``, then checks that the emulator holds exactly the day's rows per topic, with the
-right values. Exits non-zero on any mismatch. Prints only its own lines; Airflow's log stream of the
+Builds ``.demo/warehouse.db`` (150,000 web events over three days, five event types), starts the
+emulator, runs the DAG with ``dag.test()`` on a SQLite metadata DB under ``.demo/airflow`` as the
+scheduler starts it at midnight after 2026-03-01 (its data interval is that day), then checks that
+the emulator holds exactly that day's rows per topic (none of the days either side), with the right
+values. Exits non-zero on any mismatch. Prints only its own lines; Airflow's log stream of the
 run goes to ``.demo/airflow-run.log``.
 """
 
@@ -23,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("SLS_DEMO_DIR", ROOT / ".demo"))
-DAY, OTHER_DAY = "2026-03-01", "2026-03-02"
+DAY = "2026-03-01"  # the day exported; the warehouse also holds the days either side
+DAYS = {"2026-02-28": 15_000, DAY: 120_000, "2026-03-02": 15_000}
 EVENT_TYPES = ("page_view", "click", "add_to_cart", "purchase", "signup")
 PROJECT, LOGSTORE = "demo-project", "web-events"
 
@@ -63,8 +65,8 @@ def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "airflow").mkdir(parents=True)
     warehouse = WORK / "warehouse.db"
-    build_warehouse(warehouse, {DAY: 120_000, OTHER_DAY: 30_000})
-    print(f"warehouse: {warehouse} (150,000 web events; 120,000 on {DAY})")
+    build_warehouse(warehouse, DAYS)
+    print(f"warehouse: {warehouse} (150,000 web events over 3 days; 120,000 on {DAY})")
 
     os.environ.update(
         AIRFLOW_HOME=str(WORK / "airflow"),
@@ -92,17 +94,26 @@ def run_and_check(emu, warehouse: Path) -> int:  # noqa: ANN001 - the emulator t
     from airflow.dag_processing.dagbag import DagBag
 
     log_path = WORK / "airflow-run.log"
-    print(f"running the DAG example_sls_export for {DAY} (Airflow's log: {log_path})", flush=True)
+    # The DAG's timetable gives a run started at midnight the day that has just ended.
+    midnight = dt.datetime.fromisoformat(f"{DAY}T00:00:00+00:00") + dt.timedelta(days=1)
+    print(
+        f"running the DAG example_sls_export as at {midnight:%Y-%m-%d %H:%M} UTC, for {DAY} "
+        f"(Airflow's log: {log_path})",
+        flush=True,
+    )
     started = time.monotonic()
     with output_to(log_path):
         dag = DagBag(dag_folder=str(ROOT / "dags" / "example_sls_export.py")).get_dag("example_sls_export")
-        run = dag.test(logical_date=dt.datetime.fromisoformat(f"{DAY}T00:00:00+00:00"))
+        run = dag.test(logical_date=midnight)
     seconds = time.monotonic() - started
     print(f"\nDAG run {run.run_id}: {run.state} in {seconds:.1f} s")
+    print(f"data interval: {run.data_interval_start} to {run.data_interval_end}")
 
     problems: list[str] = []
     if str(run.state) != "success":
         problems.append(f"the DAG run ended {run.state}")
+    if f"{run.data_interval_start:%Y-%m-%d}" != DAY:
+        problems.append(f"the run's data interval starts {run.data_interval_start}, not on {DAY}")
     summary = xcom_summary(run.dag_id, run.run_id, "export_events")
     print(f"export_events summary: {json.dumps(summary, indent=None)}")
 
@@ -128,6 +139,9 @@ def run_and_check(emu, warehouse: Path) -> int:  # noqa: ANN001 - the emulator t
             problems.append(f"topic {topic!r}: warehouse {expected.get(topic, 0)}, SLS {held.get(topic, 0)}")
     if summary and summary.get("rows") != sum(n for t, n in expected.items() if t != "daily_totals"):
         problems.append(f"the summary counts {summary.get('rows')} rows")
+    totals_days = {log.get("day") for log in emu.get_logs(PROJECT, LOGSTORE, topic="daily_totals")}
+    if totals_days != {DAY}:
+        problems.append(f"the daily totals are for {sorted(map(str, totals_days))}, not {DAY}")
 
     # One row, value by value: the strings SLS holds are the warehouse's values.
     row_id, kind, user, page, referrer, revenue, mobile = sample

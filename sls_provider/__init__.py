@@ -8,6 +8,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from sls_provider.core.client import RetryPolicy
     from sls_provider.core.errors import (
         SlsConfigError,
+        SlsEmptyExportError,
         SlsError,
         SlsInputError,
         SlsQuotaError,
@@ -29,6 +30,7 @@ _LAZY = {
     "ExportSummary": "sls_provider.core.export",
     "SlsError": "sls_provider.core.errors",
     "SlsConfigError": "sls_provider.core.errors",
+    "SlsEmptyExportError": "sls_provider.core.errors",
     "SlsInputError": "sls_provider.core.errors",
     "SlsServiceError": "sls_provider.core.errors",
     "SlsRetryableError": "sls_provider.core.errors",
@@ -41,6 +43,7 @@ __all__ = [  # a literal list, so linters and type checkers read it; tests keep 
     "ExportSummary",
     "RetryPolicy",
     "SlsConfigError",
+    "SlsEmptyExportError",
     "SlsError",
     "SlsInputError",
     "SlsQuotaError",

@@ -16,8 +16,11 @@ except ImportError:  # Airflow 3.1
 START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def run(dag: DAG) -> str:
+def run(dag: DAG, logical_date: dt.datetime = START) -> str:
     """Run ``dag`` with ``dag.test()`` and return the run's state (``"success"``/``"failed"``).
+
+    ``logical_date`` is also when the run starts: a data-interval timetable gives it the period that
+    ended then (see :func:`covering`).
 
     ``dag.test()`` only runs DAGs it finds serialized in the metadata DB; DAGs defined inside a
     test are in no bundle's files, so they are written there first, as the DAG processor would.
@@ -26,4 +29,15 @@ def run(dag: DAG) -> str:
     bag = DagBag(dag_folder=os.devnull)
     bag.bag_dag(dag)
     sync_bag_to_db(bag, "dags-folder", None)
-    return str(dag.test(logical_date=START).state)
+    return str(dag.test(logical_date=logical_date).state)
+
+
+def covering(dag: DAG, day: dt.datetime = START) -> dt.datetime:
+    """When ``dag``'s run for ``day`` starts, as the scheduler starts it: at ``day`` itself for a
+    timetable whose runs have no period (``schedule="@daily"``, ``schedule=None``: ``{{ ds }}`` is
+    ``day``), one period later for a data-interval timetable (the run at midnight after ``day``
+    covers ``day``, ``{{ data_interval_start | ds }}``)."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(run_after=day)
+    return day + (interval.end - interval.start)

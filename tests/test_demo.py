@@ -1,5 +1,5 @@
 """``make demo`` end to end, as a subprocess in a scratch directory: it must exit 0 and report the
-warehouse's rows per topic as stored in the emulator."""
+warehouse's rows per topic of the day the run covers as stored in the emulator."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "OK: 120,005 logs in SLS" in out
+    # The run at midnight exports the day that has just ended (the warehouse holds the days either side).
+    assert "data interval: 2026-03-01 00:00:00+00:00 to 2026-03-02 00:00:00+00:00" in out, out[-3000:]
     assert "page_view" in out and "MISMATCH" not in out
     # Only the demo's own lines: Airflow's log stream is in the file it names.
     assert "[info     ]" not in out and "INFO" not in out, out[:3000]

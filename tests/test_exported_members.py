@@ -31,6 +31,7 @@ PUBLIC_MODULES = [
 ]
 ERRORS = [
     "SlsConfigError",
+    "SlsEmptyExportError",
     "SlsError",
     "SlsInputError",
     "SlsQuotaError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "SlsConfigError",
+    "SlsEmptyExportError",
     "SlsError",
     "SlsInputError",
     "SlsQuotaError",
@@ -29,6 +30,11 @@ class SlsConfigError(SlsError, ValueError):
 
 class SlsInputError(SlsError, ValueError):
     """The rows cannot be sent as they are (bad key, oversized row, invalid text)."""
+
+
+class SlsEmptyExportError(SlsInputError):
+    """An export with ``fail_on_empty`` had no rows to send: names the query (or the DataFrame) and
+    the connections. An input error, since the same query on the same data gives no rows again."""
 
 
 class SlsServiceError(SlsError):

@@ -313,7 +313,9 @@ class Exporter:
         finally:
             gc.unfreeze()
         self._finish(started)
-        log.info("SLS export done: %s", self.summary.line())
+        # An empty export says so in the summary line; the operator adds a warning naming the source.
+        nothing = "" if self.summary.rows else "nothing sent, no rows to send: "
+        log.info("SLS export done: %s%s", nothing, self.summary.line())
         if self.ledger is not None and self.ledger.mismatches:
             log.warning(
                 "%d request(s) acknowledged by an earlier try differ now (the input changed between "

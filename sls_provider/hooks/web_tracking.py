@@ -17,6 +17,7 @@ from sls_provider.core.compress import check_compress_type
 from sls_provider.core.endpoint import Target, resolve_target
 from sls_provider.core.errors import (
     SlsConfigError,
+    SlsEmptyExportError,
     SlsError,
     SlsInputError,
     SlsQuotaError,
@@ -40,6 +41,7 @@ __all__ = [
     "ExportSummary",
     "RetryPolicy",
     "SlsConfigError",
+    "SlsEmptyExportError",
     "SlsError",
     "SlsInputError",
     "SlsQuotaError",

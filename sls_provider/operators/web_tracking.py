@@ -17,8 +17,10 @@ from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
     ExportOptions,
+    ExportSummary,
     RetryPolicy,
     SlsConfigError,
+    SlsEmptyExportError,
     SlsWebTrackingHook,
 )
 from sls_provider.lineage import export_lineage
@@ -31,6 +33,11 @@ __all__ = ["STATE_KEY", "RetryPolicy", "SlsWebTrackingOperator"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+#: Timetables of periodic schedules whose runs have no data interval (a cron or delta *trigger*).
+_NO_INTERVAL_TIMETABLES = frozenset(
+    {"CronTriggerTimetable", "MultipleCronTriggerTimetable", "DeltaTriggerTimetable"}
+)
 
 #: Key of the resume ledger's head in ``context["task_state_store"]`` (its other keys start with it).
 STATE_KEY = "sls_export_ledger"
@@ -68,6 +75,9 @@ class SlsWebTrackingOperator(BaseOperator):
     :param chunksize: rows read and encoded at a time.
     :param key_policy: ``strict`` (bad column names fail the task before sending) or ``sanitize``.
     :param on_oversize: ``fail`` or ``skip`` (and count) a row too large for a request.
+    :param fail_on_empty: fail the task (``SlsEmptyExportError``) when the export has no rows to send,
+        as ``SqlSensor(fail_on_empty=True)`` does; by default it logs a warning naming the query (or
+        the DataFrame) and the connections, and succeeds (a quiet day may have no rows).
     :param max_logs: logs per request (at most 4096).
     :param max_bytes: uncompressed bytes per request (at most 3 MiB).
     :param resume: skip requests a failed earlier try of this task instance already delivered
@@ -124,6 +134,7 @@ class SlsWebTrackingOperator(BaseOperator):
         chunksize: int = DEFAULT_CHUNKSIZE,
         key_policy: str = "strict",
         on_oversize: str = "fail",
+        fail_on_empty: bool = False,
         max_logs: int = MAX_LOGS,
         max_bytes: int = MAX_BYTES,
         resume: bool = True,
@@ -187,6 +198,7 @@ class SlsWebTrackingOperator(BaseOperator):
         self.chunksize = chunksize
         self.key_policy = key_policy
         self.on_oversize = on_oversize
+        self.fail_on_empty = fail_on_empty
         self.max_logs = max_logs
         self.max_bytes = max_bytes
         self.resume = resume
@@ -282,8 +294,46 @@ class SlsWebTrackingOperator(BaseOperator):
             # Done: a cleared and re-run task is a new export, not a resume of this one.
             ledger.discard()
         emit_export_metrics(summary, dag_id=ti.dag_id, task_id=ti.task_id, logstore=self.hook.target.logstore)
+        if not summary.rows:
+            self._nothing_sent(summary, context)
         # The export itself logged the summary ("SLS export done: ..."): not twice.
         return summary.to_dict()
+
+    def _nothing_sent(self, summary: ExportSummary, context: Context) -> None:
+        """Say that the export sent no rows, naming what gave none; raise with ``fail_on_empty``.
+        A task that exports an empty period would otherwise succeed unnoticed (see issue #22: a
+        filter on ``{{ ds }}`` under a trigger timetable selects the day that has just begun)."""
+        if self.dataframe is not None:
+            what = "the DataFrame"
+        else:
+            what = f"the query {_one_line(str(self.sql))!r}"
+            if self.parameters is not None:
+                what += f" with parameters {self.parameters!r}"
+            what += f" on connection {self.sql_conn_id!r}"
+        if summary.skipped_rows:
+            gave = f"gave {summary.skipped_rows:,} row(s), all skipped as oversize"
+        else:
+            gave = "gave no rows"
+        target = self.hook.target
+        message = (
+            f"SLS export sent no rows: {what} {gave}, so nothing went to "
+            f"{target.project}/{target.logstore} (connection {self.sls_conn_id!r})."
+        )
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        timetable = type(getattr(context.get("dag"), "timetable", None)).__name__
+        hint = ""
+        if start and end and start != end:
+            hint = f" against this run's data interval, {start} to {end}"
+        elif timetable in _NO_INTERVAL_TIMETABLES:  # schedule="@daily": the likeliest mistake
+            hint = (
+                f': this scheduled run has no data interval ({timetable}: with schedule="@daily", '
+                "{{ ds }} is the day that begins; CronDataIntervalTimetable gives each run the period "
+                "that ended)"
+            )
+        advice = f"If rows were expected, check what selects them{hint}."
+        if self.fail_on_empty:
+            raise SlsEmptyExportError(f"{message} {advice} The task fails: fail_on_empty=True.")
+        self.log.warning("%s %s Pass fail_on_empty=True to fail the task instead.", message, advice)
 
     def fingerprint(self) -> str:
         """What must not change between tries for a resume to be sound: the query and its
@@ -301,3 +351,9 @@ class SlsWebTrackingOperator(BaseOperator):
         }
         text = json.dumps(facts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _one_line(text: str, limit: int = 1000) -> str:
+    """``text`` on one line (runs of whitespace as one space), at most ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

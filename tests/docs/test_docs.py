@@ -17,8 +17,10 @@ database with a ``web_events`` table for 2026-01-01. The endpoint ``http://127.0
 docs tell users to start the emulator on) is replaced with the test emulator's endpoint in python and
 shell blocks, and ``~/airflow`` (the getting-started page's ``AIRFLOW_HOME``) with the suite's.
 
-- ``python``: exec'd. Every DAG it binds to a name is run with ``dag.test()`` (``tests/dagrun.run``)
-  and must succeed; one with an ``SlsWebTrackingOperator`` must store logs in the emulator. A first
+- ``python``: exec'd. Every DAG it binds to a name is run with ``dag.test()`` (``tests/dagrun.run``),
+  as the run that covers 2026-01-01 (``tests/dagrun.covering``: started at midnight after it for a
+  data-interval timetable), and must succeed; one with an ``SlsWebTrackingOperator`` must store logs
+  in the emulator. A first
   line ``# dags/name.py`` names the file the block is saved and compiled as, so the DAG's folder (where
   ``.sql`` templates are looked up) is the scratch ``dags/``.
 - ``pycon``: run with doctest (``ELLIPSIS``, ``NORMALIZE_WHITESPACE``; Airflow's log lines are ignored),
@@ -194,6 +196,38 @@ def test_every_block_is_run_or_says_why_not(page: str) -> None:
         assert table.rows, f"docs/{page}:{table.line}: empty table"
 
 
+# A schedule given as a cron string or preset is a cron *trigger* timetable in Airflow 3: a run has no
+# data interval and {{ ds }} is the day that begins when it starts, so a nightly export of "the day"
+# sends an empty day every night (issue #22). Examples select the period the run covers instead.
+_DS = re.compile(r"\{\{\s*ds\s*\}\}|\bds\s*=\s*None|\bds\s*:\s*str")
+_STRING_SCHEDULE = re.compile(r"""schedule\s*=\s*["']""")
+EXAMPLES = (
+    [f"docs/{p}" for p in PAGES]
+    + ["README.md"]
+    + [f"dags/{p.name}" for p in sorted((ROOT / "dags").glob("*.py"))]
+)
+
+
+def example_code(source: str) -> list[str]:
+    """The python and sql blocks of a page, or a DAG file without its docstring; comments left out
+    (they may name the mistake to explain it)."""
+    text = (ROOT / source).read_text(encoding="utf-8")
+    if source.endswith(".md"):
+        blocks = re.findall(r"^```(?:python|sql)\n(.*?)^```", text, re.S | re.M)
+    else:
+        blocks = [re.sub(r'^""".*?"""', "", text, flags=re.S)]
+    return [re.sub(r"(^|\s)#.*$", "", block, flags=re.M) for block in blocks]
+
+
+@pytest.mark.parametrize("source", EXAMPLES)
+def test_no_example_exports_the_day_that_has_just_begun(source: str) -> None:
+    for code in example_code(source):
+        found = _DS.findall(code)
+        if "sql=" in code and _STRING_SCHEDULE.search(code):  # a query selecting by a cron string's run
+            found.append("a cron string schedule")
+        assert not found, f"{source}: {found}: a scheduled export must select the period its run covers"
+
+
 # -- running a page ---------------------------------------------------------------------------------
 
 
@@ -334,12 +368,12 @@ class PageRun:
             self.run_dag(block, dag)
 
     def run_dag(self, block: Block, dag) -> None:  # noqa: ANN001
-        from tests.dagrun import run
+        from tests.dagrun import covering, run
 
         for task in dag.tasks:
             task.retry_delay = dt.timedelta(0)  # a failing block fails fast instead of waiting
         logs_before = stored(self.emu)
-        state = run(dag)
+        state = run(dag, covering(dag))  # the run that exports DAY, as the scheduler would start it
         assert state == "success", f"{block.where}: DAG {dag.dag_id} ended {state}"
         if any(task.task_type == "SlsWebTrackingOperator" for task in dag.tasks):
             assert stored(self.emu) > logs_before, f"{block.where}: DAG {dag.dag_id} stored no logs"

@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from airflow.sdk import DAG, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
-from sls_provider import RetryPolicy, SlsConfigError, SlsError
+from sls_provider import RetryPolicy, SlsConfigError, SlsEmptyExportError, SlsError, SlsInputError
 from sls_provider.emulator import SlsEmulator
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from tests.conftest import FAST_RETRY, LOGSTORE, PROJECT, content
@@ -251,6 +252,7 @@ def test_every_argument_is_an_attribute_of_the_same_name() -> None:
         "chunksize": 1234,
         "key_policy": "sanitize",
         "on_oversize": "skip",
+        "fail_on_empty": True,
         "max_logs": 100,
         "max_bytes": 65536,
         "resume": False,
@@ -308,3 +310,79 @@ def test_the_summary_is_logged_once_in_units_that_fit(sls_conn: SlsEmulator, cap
     assert text.count("SLS export done: 3 rows in 1 requests") == 1
     assert "SLS export summary" not in text
     assert " B raw, " in text and "0.0 MB" not in text  # a small export in bytes, not 0.0 MB
+
+
+def test_an_empty_export_warns_naming_its_source_and_succeeds(
+    sls_conn: SlsEmulator, warehouse: Path, tmp_path: Path, caplog, capfd
+) -> None:
+    out = tmp_path / "summary.json"
+    # schedule="@daily": runs without a data interval, the likeliest cause of an empty export.
+    with DAG("empty_export", schedule="@daily", start_date=START, params={"limit": -1}) as dag:
+        query = SlsWebTrackingOperator(
+            task_id="export_query",
+            sql="SELECT * FROM events WHERE id < {{ params.limit }} ORDER BY id",
+            sql_conn_id="warehouse",
+        )
+        frame = SlsWebTrackingOperator(task_id="export_frame", dataframe=pd.DataFrame({"a": []}))
+
+        @task
+        def keep(summary: dict) -> None:
+            out.write_text(json.dumps(summary))
+
+        keep(query.output)
+        query >> frame
+    with caplog.at_level(logging.INFO):
+        assert run(dag) == "success"
+    captured = capfd.readouterr()
+    text = captured.out + captured.err + caplog.text
+    # The rendered query and both connections, at WARNING, for each task.
+    assert (
+        "SLS export sent no rows: the query 'SELECT * FROM events WHERE id < -1 ORDER BY id' on "
+        f"connection 'warehouse' gave no rows, so nothing went to {PROJECT}/{LOGSTORE} (connection "
+        "'sls_default')." in text
+    ), text[-3000:]
+    assert "SLS export sent no rows: the DataFrame gave no rows" in text
+    assert "fail_on_empty=True" in text
+    assert "this scheduled run has no data interval" in text
+    # At WARNING (the task logger writes through structlog, not to caplog's records), once a task.
+    lines = [line for line in text.splitlines() if "SLS export sent no rows" in line]
+    assert all("warning" in line.lower() for line in lines), lines
+    assert {"the query" in line for line in lines} == {True, False}, lines
+    # The summary line says so too, and the summary (XCom) counts no rows.
+    assert text.count("SLS export done: nothing sent, no rows to send: 0 rows in 0 requests") == 2
+    assert json.loads(out.read_text())["rows"] == 0
+    assert sls_conn.counts() == {}
+
+
+def test_fail_on_empty_fails_the_task_with_an_input_error(
+    sls_conn: SlsEmulator, warehouse: Path, caplog, capfd
+) -> None:
+    daily = CronDataIntervalTimetable("@daily", timezone="UTC")
+    with DAG("empty_export_fails", schedule=daily, start_date=START) as dag:
+        SlsWebTrackingOperator(
+            task_id="export",
+            sql="SELECT * FROM events WHERE id < 0",
+            sql_conn_id="warehouse",
+            fail_on_empty=True,
+        )
+    with caplog.at_level(logging.INFO):
+        assert run(dag) == "failed"
+    captured = capfd.readouterr()
+    text = captured.out + captured.err + caplog.text
+    assert (
+        "SlsEmptyExportError: SLS export sent no rows: the query 'SELECT * FROM events WHERE id < 0' "
+        "on connection 'warehouse' gave no rows" in text
+    ), text[-3000:]
+    # The run's period: what the query should have selected rows of (the day before START).
+    assert "against this run's data interval, 2025-12-31 00:00:00+00:00 to 2026-01-01 00:00:00+00:00" in text
+    assert "The task fails: fail_on_empty=True." in text
+    # An input error: the same query on the same data gives no rows on every try.
+    assert issubclass(SlsEmptyExportError, SlsInputError)
+
+
+def test_an_export_with_rows_does_not_warn(sls_conn: SlsEmulator, caplog) -> None:
+    with DAG("not_empty", schedule=None, start_date=START) as dag:
+        SlsWebTrackingOperator(task_id="export", dataframe=pd.DataFrame({"a": [1]}), fail_on_empty=True)
+    with caplog.at_level(logging.INFO):
+        assert run(dag) == "success"
+    assert "no rows" not in caplog.text
