@@ -36,7 +36,7 @@ import pyarrow as pa
 from sls_provider.core.client import WebTrackingClient, is_throttle
 from sls_provider.core.congestion import SendController
 from sls_provider.core.encode import EncodedRows, arrow_column_text, column_text, encode_arrow, encode_frame
-from sls_provider.core.errors import SlsInputError, SlsServiceError
+from sls_provider.core.errors import SlsInputError, SlsServiceError, SlsSourceError
 from sls_provider.core.keys import resolve_keys
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.options import (
@@ -286,10 +286,16 @@ class Exporter:
         gc.freeze()
         try:
             sender.run(self.requests(chunks, packer))
-        except BaseException:
+        except BaseException as err:
             self._finish(started)
             # Logged with the final figures (retries, duplicates, time), not before they are known.
-            log.error("SLS export stopped after %s", self.summary.line())
+            if isinstance(err, SlsSourceError):
+                # Whose failure it is comes first: the lines before this one all name SLS.
+                log.error(
+                    "The warehouse query failed, not SLS: the export stopped after %s", self.summary.line()
+                )
+            else:
+                log.error("SLS export stopped after %s", self.summary.line())
             raise
         finally:
             gc.unfreeze()
