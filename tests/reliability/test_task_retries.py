@@ -63,7 +63,12 @@ def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_a_failure_no_retry_can_heal_fails_at_the_first_try(
-    sls_conn: SlsEmulator, warehouse: None, capsys: pytest.CaptureFixture[str], case: str, kwargs: dict, named: str
+    sls_conn: SlsEmulator,
+    warehouse: None,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    kwargs: dict,
+    named: str,
 ) -> None:
     sls_conn.create_logstore(PROJECT, "closed", web_tracking=False)
     source = {"sql_conn_id": "warehouse"} if "sql" in kwargs else {"dataframe": frame(100)}
