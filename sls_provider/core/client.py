@@ -385,7 +385,7 @@ class WebTrackingClient:
                 # Retry-After never outlasts the deadline (nor is an absurd value obeyed).
                 asked = min(error.retry_after or 0.0, max(left, 0.0))
                 if is_throttle(error):
-                    controller.on_throttle(sent_at, asked)
+                    controller.on_throttle(sent_at, asked, f"{error.status} {error.error_code or '-'}")
                     if controller.stalled():
                         raise quota_error(error, controller) from error
                     if on_retry:
@@ -427,10 +427,12 @@ def quota_error(error: SlsServiceError, controller: SendController) -> SlsQuotaE
             "No write of this export was accepted at all: the quota admits nothing (check the "
             "logstore's shards, the project's write quota, and other writers of this logstore)."
         )
+    # What the service said, in its words: a 429 Throttled is not a quota code, a 403 quota code is.
+    said = ", ".join(f"{answer} x{n:,}" for answer, n in sorted(controller.throttle_answers.items()))
     return SlsQuotaError(
-        f"SLS refused every write of this export for {controller.stall_timeout:,.0f} s as over its "
-        f"write quota: the logstore's write quota is the limit, not this export. {need} Last answer: "
-        f"{error}",
+        f"SLS refused every write of this export for {controller.stall_timeout:,.0f} s, answering "
+        f"{said or error.status}: the logstore's write quota is the limit, not this export. {need} "
+        f"Last answer: {error}",
         status=error.status,
         error_code=error.error_code,
         error_message=error.error_message,

@@ -134,7 +134,9 @@ class SendController:
         self.acked_bytes = 0
         self.acked_requests = 0
         self.throttled = 0
-        self.throttled_seconds = 0.0
+        self.throttled_seconds = 0.0  # closed spells only: see throttled_time()
+        #: the refusals for quota by what the service said (``"429 Throttled"``): counted
+        self.throttle_answers: dict[str, int] = {}
         self.waited = 0.0
         self.last_progress = now
         self._throttled_since: float | None = None
@@ -211,11 +213,14 @@ class SendController:
             grow = PROBE * self._mean_size * gap**EQUALISE + 3 * CUBIC * self._mean_size * t * t
             self.rate = min(self.rate + grow * dt, self.rate * (1.0 + GROWTH) ** dt)
 
-    def on_throttle(self, sent_at: float, retry_after: float | None = None) -> None:
-        """A request sent at ``sent_at`` was refused for quota; ``retry_after`` as the service asked."""
+    def on_throttle(self, sent_at: float, retry_after: float | None = None, said: str | None = None) -> None:
+        """A request sent at ``sent_at`` was refused for quota; ``retry_after`` as the service asked;
+        ``said``: the answer in short (``"429 Throttled"``), counted for the summary."""
         with self._lock:
             now = self._clock()
             self.throttled += 1
+            if said:
+                self.throttle_answers[said] = self.throttle_answers.get(said, 0) + 1
             if self._throttled_since is None:
                 self._throttled_since = now
             if retry_after:
@@ -251,6 +256,13 @@ class SendController:
 
     def now(self) -> float:
         return self._clock()
+
+    def throttled_time(self) -> float:
+        """Seconds spent throttled so far, the spell still running included (an export that fails
+        while refused, or is asked mid-spell, has waited that long too)."""
+        with self._lock:
+            running = self._clock() - self._throttled_since if self._throttled_since is not None else 0.0
+            return self.throttled_seconds + running
 
     def stalled(self) -> bool:
         """Nothing acknowledged for ``stall_timeout`` seconds: the quota leaves this export no room."""

@@ -319,7 +319,8 @@ class Exporter:
             # Sent by an earlier try that stopped before their answers: sent again by this one.
             summary.possible_duplicates += self.ledger.possible_duplicates
         summary.throttled = self.controller.throttled
-        summary.throttled_seconds = round(self.controller.throttled_seconds, 3)
+        summary.throttled_seconds = round(self.controller.throttled_time(), 3)
+        summary.throttled_answers = dict(sorted(self.controller.throttle_answers.items()))
         summary.seconds = round(time.monotonic() - started, 3)
         summary.topics = dict(sorted(summary.topics.items()))
         if self.ledger is not None:
@@ -346,7 +347,7 @@ class Exporter:
         elapsed = time.monotonic() - started
         control = self.controller
         throttled = (
-            f"; throttled: {control.throttled:,} answer(s), {control.throttled_seconds:,.1f} s, "
+            f"; throttled: {control.throttled:,} answer(s), {control.throttled_time():,.1f} s, "
             f"pacing at {(control.rate or 0) / 1e6:,.2f} MB/s"
             if control.throttled
             else ""
