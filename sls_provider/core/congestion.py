@@ -140,6 +140,12 @@ class SendController:
         self.waited = 0.0
         self.last_progress = now
         self._throttled_since: float | None = None
+        #: when the export's first try started (``None`` before it): the endpoint's time to answer
+        #: runs from there (see :class:`~sls_provider.core.client.RetryPolicy`'s first_answer)
+        self.first_try: float | None = None
+        #: the endpoint gave any HTTP answer to this export (an acknowledgement or an error): until
+        #: then, no unanswered try can have been stored (see :meth:`may_have_stored`)
+        self.answered = False
         self._peak = 0.0
         #: the highest rate this export tried to send at before a cut: roughly what it could do
         self.demand = 0.0
@@ -175,7 +181,20 @@ class SendController:
         """Wait for a start (see :meth:`reserve`); returns when the request was allowed to start."""
         while (delay := self.reserve(nbytes)) > 0:
             sleep(delay)
-        return self._clock()
+        now = self._clock()
+        with self._lock:
+            if self.first_try is None:
+                self.first_try = now
+        return now
+
+    def on_answer(self) -> None:
+        """The endpoint answered something (an error too): it is a working server."""
+        self.answered = True
+
+    def may_have_stored(self) -> bool:
+        """Whether a try sent whole and never answered may have been stored: not while the
+        endpoint has answered nothing at all in this export (nothing shows a working SLS there)."""
+        return self.answered
 
     # -- answers ----------------------------------------------------------------------------------
 
@@ -187,6 +206,7 @@ class SendController:
             self._rtt = rtt if not self._rtt else 0.875 * self._rtt + 0.125 * rtt
             self.acked_bytes += nbytes
             self.acked_requests += 1
+            self.answered = True
             self._acked_since_cut += nbytes
             self._recent.add(now, nbytes)
             self.last_progress = now
@@ -219,6 +239,7 @@ class SendController:
         with self._lock:
             now = self._clock()
             self.throttled += 1
+            self.answered = True
             if said:
                 self.throttle_answers[said] = self.throttle_answers.get(said, 0) + 1
             if self._throttled_since is None:

@@ -63,6 +63,10 @@ class SlsServiceError(SlsError):
         self.request_id = request_id
         self.ambiguous = ambiguous
         self.retry_after = retry_after
+        #: set when the client retries after this error: the try it ended (from 1), and the seconds
+        #: until the next try
+        self.attempt: int | None = None
+        self.wait: float | None = None
 
 
 class SlsRetryableError(SlsServiceError):

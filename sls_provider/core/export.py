@@ -68,10 +68,11 @@ class _RetryCounter:
     """Counts retries reported by the client from its worker threads (refusals for quota are the
     controller's to count: they are throttling, not faults)."""
 
-    def __init__(self) -> None:
+    def __init__(self, attempts: int | None = None) -> None:
         self._lock = threading.Lock()
         self.retries = 0
         self.ambiguous = 0
+        self.attempts = attempts  # tries per request, for the log line
 
     def __call__(self, error: SlsServiceError) -> None:
         if is_throttle(error):
@@ -82,7 +83,11 @@ class _RetryCounter:
         with self._lock:
             self.retries += 1
             self.ambiguous += maybe_stored
-        log.warning("Retrying: %s", error)
+        if error.attempt is not None and error.wait is not None:
+            of = f" of {self.attempts}" if self.attempts else ""
+            log.warning("Retrying: try %d%s failed, next in %.1f s: %s", error.attempt, of, error.wait, error)
+        else:
+            log.warning("Retrying: %s", error)
 
 
 #: A chunk of rows as the exporter takes it: Arrow record batches are turned into tables.
@@ -135,7 +140,7 @@ class Exporter:
         self.tags = tags
         # Every export is tagged, so a duplicate left by an ambiguous failure can be found.
         self.export_id = export_id if export_id is not None else new_export_id()
-        self._retry = _RetryCounter()
+        self._retry = _RetryCounter(getattr(getattr(client, "retry", None), "attempts", None))
         #: paces this export's requests from the service's answers (shared by its sending threads)
         self.controller = SendController(
             max_requests_per_second=options.max_requests_per_second,
@@ -314,7 +319,9 @@ class Exporter:
         summary = self.summary
         summary.skipped_rows = self._skipped
         summary.retries = self._retry.retries
-        summary.possible_duplicates = self._retry.ambiguous
+        # Unanswered tries count only if the endpoint ever answered: one that never did is no SLS
+        # that could have stored them (a firewall, a wrong port...).
+        summary.possible_duplicates = self._retry.ambiguous if self.controller.may_have_stored() else 0
         if self.ledger is not None:
             # Sent by an earlier try that stopped before their answers: sent again by this one.
             summary.possible_duplicates += self.ledger.possible_duplicates

@@ -108,7 +108,7 @@ class SlsWebTrackingHook(BaseHook):
     :param timeout: overrides the connection's ``extra.timeout`` (default 30 s).
     :param retry: how transient failures are retried (:class:`RetryPolicy`);
         overrides the connection's ``extra.retry_attempts``/``retry_deadline``/``retry_backoff``/
-        ``retry_max_backoff``.
+        ``retry_max_backoff``/``retry_first_answer``.
     :param stall_timeout: seconds an export may go without a single acknowledged request while SLS
         refuses its writes for quota, before it fails (default 300). Refusals for quota are retried
         for as long as the export makes progress; an export's own ``stall_timeout`` option wins.
@@ -216,9 +216,16 @@ class SlsWebTrackingHook(BaseHook):
         )
 
     def _retry_policy(self, extra: Mapping[str, Any]) -> RetryPolicy:
-        """``retry_attempts``, ``retry_deadline``, ``retry_backoff`` and ``retry_max_backoff`` from
-        the connection's extra, each falling back to :class:`RetryPolicy`'s default."""
-        fields = {"attempts": int, "deadline": float, "backoff": float, "max_backoff": float}
+        """``retry_attempts``, ``retry_deadline``, ``retry_backoff``, ``retry_max_backoff`` and
+        ``retry_first_answer`` from the connection's extra, each falling back to :class:`RetryPolicy`'s
+        default."""
+        fields = {
+            "attempts": int,
+            "deadline": float,
+            "backoff": float,
+            "max_backoff": float,
+            "first_answer": float,
+        }
         given = {}
         for name, kind in fields.items():
             value = extra.get(f"retry_{name}")
