@@ -247,7 +247,7 @@ class SlsWebTrackingHook(BaseHook):
         settings = self.settings
         bare = resolve_target(settings.endpoint, settings.project, settings.logstore)
         # Port 0 is no port: Airflow 3.3's UI sends 0 for an empty port field when it tests. The
-        # scheme's own port, filled in so the UI's Test icon works, changes no URL or Host header.
+        # scheme's own port, filled in so the UI's Test button works, changes no URL or Host header.
         port = self.connection.port or None
         own_port = {"https": 443, "http": 80}.get(bare.scheme)
         if port is None or (port == own_port and not _PORT_SUFFIX.search(bare.netloc)):

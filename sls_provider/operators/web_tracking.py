@@ -79,8 +79,9 @@ class SlsWebTrackingOperator(BaseOperator):
     :param sql_conn_id: any connection whose hook is a common.sql ``DbApiHook``; only with ``sql``.
     :param parameters: query parameters (templated), in the driver's paramstyle; only with ``sql``.
     :param sql_reader: how ``sql`` is read: ``auto`` (the Arrow reader where the connection has one
-        with bounded memory, PostgreSQL with the ``arrow`` extra installed, else the DB-API reader),
-        ``arrow`` (fail rather than fall back) or ``dbapi``. The same rows give the same bytes either way.
+        with bounded memory: PostgreSQL (ADBC), MySQL/MariaDB through mysqlclient, SQLite; else the
+        DB-API reader), ``arrow`` (fail rather than fall back) or ``dbapi``. The same rows give the
+        same bytes either way.
     :param dataframe: a DataFrame, or an ``XComArg`` resolving to one (templated).
     :param topic: ``__topic__`` of every row (templated); not together with ``topic_column``.
     :param topic_column: column holding each row's topic (null -> ``""``); the column is not sent.

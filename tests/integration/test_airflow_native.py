@@ -118,11 +118,13 @@ def test_connection_form_declares_the_sls_fields() -> None:
     behaviour = conn_type["ui-field-behaviour"]
     assert behaviour["relabeling"] == {
         "host": "Endpoint",
-        "port": "Port (optional)",
+        "port": "Port (for the Test button)",
         "login": "AccessKey ID",
         "password": "AccessKey Secret",
     }
     assert "log.aliyuncs.com" in behaviour["placeholders"]["host"]
+    # The form asks for what makes the Test button work on Airflow 3.3.2 (docs/connection.md#in-the-ui).
+    assert "Test button needs it" in behaviour["placeholders"]["port"]
     hook_behaviour = SlsWebTrackingHook.get_ui_field_behaviour()
     assert hook_behaviour["relabeling"] == behaviour["relabeling"]
     assert set(hook_behaviour["hidden_fields"]) == set(behaviour["hidden-fields"])
