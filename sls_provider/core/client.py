@@ -399,7 +399,8 @@ class WebTrackingClient:
                 if not isinstance(error, SlsRetryableError):
                     raise
                 now = time.monotonic()
-                if not controller.answered and now >= (controller.first_try or sent_at) + first_answer:
+                silent_until = (controller.first_try or sent_at) + first_answer
+                if not controller.answered and now >= silent_until:
                     raise never_answered(error, self.target, first_answer, faults + 1) from error
                 left = policy.deadline - (now - started - throttled)
                 # Retry-After never outlasts the deadline (nor is an absurd value obeyed).
@@ -417,6 +418,9 @@ class WebTrackingClient:
                     raise
                 backoff = random.uniform(0, min(policy.max_backoff, policy.backoff * 2 ** (faults - 1)))
                 wait = min(max(asked, backoff), max(left, 0.0))
+                if not controller.answered and now + wait >= silent_until:
+                    # The next try would start when the endpoint's time to answer is up.
+                    raise never_answered(error, self.target, first_answer, faults) from error
                 # For the "Retrying:" line: which try failed, and how long until the next.
                 error.attempt, error.wait = faults, wait
                 if on_retry:

@@ -678,6 +678,7 @@ def check_extras(table: Table) -> None:
         "retry_deadline": policy.deadline,
         "retry_backoff": policy.backoff,
         "retry_max_backoff": policy.max_backoff,
+        "retry_first_answer": policy.first_answer,
     }
     assert set(documented) == set(applied)
     for name, row in documented.items():
