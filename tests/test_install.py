@@ -29,7 +29,8 @@ def documented_install_line() -> str:
 
 def test_the_documented_install_brings_the_fast_postgres_reader() -> None:
     line = documented_install_line()
-    extras = re.search(r"airflow-provider-sls(?:\[([\w,]+)\])?", line)
+    # The clone's folder itself (".", whatever its name), with or without extras.
+    extras = re.match(r"pip install '?\.(?:\[([\w,]+)\])?'?(?:\s|$)", line)
     assert extras, line
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     installed = {_name(r) for r in project["dependencies"]}
