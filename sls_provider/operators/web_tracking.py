@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator
 
-try:  # Airflow 3.2+
+try:  # the Task SDK's own (Airflow 3.3)
     from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # Airflow 3.1
+except ImportError:  # Airflow 3.1: its task runner catches airflow.exceptions' (Task SDK 1.1.2 checked)
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined]
 
 from sls_provider.core.compress import check_compress_type
