@@ -326,7 +326,7 @@ class WebTrackingClient:
         return SlsRetryableError(
             f"No complete answer from SLS at {self.target.base_url} for request #{request.seq} "
             f"(topic {request.topic!r}) within the try's limit of {2 * self.timeout:g} s (twice the "
-            "timeout) or the retry deadline: the try was abandoned",
+            "timeout), the retry deadline or the time for a first answer: the try was abandoned",
             ambiguous=attempt.sent,
         )
 
@@ -436,9 +436,9 @@ def never_answered(error: SlsServiceError, target: Target, seconds: float, tries
     would only wait longer. Not ambiguous: nothing shows a working SLS there that could have stored it."""
     return SlsRetryableError(
         f"Nothing answered at {target.base_url} within {seconds:g} s of the export's first try "
-        f"({tries} tries of this request): {error} Check the endpoint and its port, and any firewall "
-        "or proxy in between; for an endpoint that is just slow, raise the timeout (the first answer "
-        "is awaited for 1.5 x timeout, at least RetryPolicy.first_answer).",
+        f"({tries} tries of this request): {str(error).rstrip('.')}. Check the endpoint and its port, "
+        "and any firewall or proxy in between; for an endpoint that is just slow, raise the timeout "
+        "(the first answer is awaited for 1.5 x timeout, at least RetryPolicy.first_answer).",
         status=error.status,
     )
 
