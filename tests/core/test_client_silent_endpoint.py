@@ -59,10 +59,11 @@ def test_a_silent_endpoint_fails_the_export_in_first_answer_seconds(caplog: pyte
             exporter.run([_frame(100)])
         took = time.monotonic() - started
         client.close()
-    # One try of 1 s and a cut second one: 1.5 s, not 8 tries of 1 s (or 8 x 30 s by default).
-    assert took < 4, took
+    # One try of 1 s and a cut second one: 1.5 s, not 8 tries of 1 s (or 8 x 30 s by default). The
+    # tries tell it apart; the time bound is for a hang, loose for a loaded machine.
+    assert len(server.requests) <= 2 * 4, len(server.requests)  # two tries of each request in flight
+    assert took < 30, took
     assert "Nothing answered at" in str(caught.value) and "within 1.5 s" in str(caught.value)
-    assert len(server.requests) <= 2 * 4  # at most two tries of each request in flight
     stopped = next(r.getMessage() for r in caplog.records if "export stopped after" in r.getMessage())
     assert "possible duplicate" not in stopped, stopped  # nothing shows a working SLS there
     assert exporter.summary.possible_duplicates == 0
