@@ -183,20 +183,63 @@ def in_memory(kind: str, sql: str) -> Any:
     return pa.Table.from_batches(list(arrow_batches(kind, sql)))
 
 
-def operator(kind: str, sql: str, reader: str, port: int, table: Any = None) -> float:
+#: The reader each operator run used, as its "Reading the query with the ... reader" line said.
+READERS: dict[tuple[str, str], set[str]] = {}
+
+
+class _ReaderLine(logging.Handler):
+    """Keeps the reader named by the operator's "Reading the query with the X reader: why" line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.reader: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith("Reading the query with the "):
+            self.reader = text[len("Reading the query with the ") :].split(" reader:", 1)[0]
+
+
+_reader_line = _ReaderLine()
+_op_log = logging.getLogger("bench_sql.operator")
+_op_log.addHandler(_reader_line)
+_op_log.setLevel(logging.INFO)
+_op_log.propagate = False
+
+
+def documented_install() -> list[str]:
+    """The Arrow drivers ``pip install ./airflow-provider-sls`` (docs/index.md, no extra) brings: the
+    provider's runtime requirements without an extra marker."""
+    from importlib.metadata import requires
+
+    wanted = ("adbc-driver-postgresql", "adbc-driver-manager", "connectorx")
+    names = [
+        r.split(";")[0].split(">")[0].split("=")[0].strip() for r in requires("airflow-provider-sls") or []
+    ]
+    plain = [r for r in requires("airflow-provider-sls") or [] if "extra ==" not in r]
+    return [n for n in wanted if any(p.startswith(n) for p in plain) and n in names]
+
+
+def operator(kind: str, sql: str, reader: str, port: int, table: Any = None, name: str = "") -> float:
     from sls_provider.operators.web_tracking import SlsWebTrackingOperator
+
+    class Operator(SlsWebTrackingOperator):
+        @property
+        def log(self) -> logging.Logger:  # type: ignore[override]
+            return _op_log  # a stdlib logger, so the reader line can be read here
 
     os.environ["AIRFLOW_CONN_BENCH_SQL"] = json.dumps(PG if kind == "postgres" else MARIA)
     if table is not None:
-        op = SlsWebTrackingOperator(task_id="bench_sql", dataframe=table, resume=False)
+        op = Operator(task_id="bench_sql", dataframe=table, resume=False)
     else:
-        op = SlsWebTrackingOperator(
-            task_id="bench_sql", sql=sql, sql_conn_id="bench_sql", sql_reader=reader, resume=False
-        )
+        op = Operator(task_id="bench_sql", sql=sql, sql_conn_id="bench_sql", sql_reader=reader, resume=False)
     ti = SimpleNamespace(dag_id="bench_sql", task_id="bench_sql", run_id="bench", map_index=-1)
+    _reader_line.reader = None
     started = time.perf_counter()
     op.execute({"ti": ti})  # type: ignore[arg-type]
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    READERS.setdefault((kind, name), set()).add(_reader_line.reader or "(no query)")
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_sql: needs the psql and mysql clients; skipped")
         return 0
     logging.basicConfig(level=logging.WARNING)
+    # What the getting-started install gives sql_reader="auto" (the fast path needs no extra).
+    drivers = documented_install()
+    print(f"documented install (docs/index.md, no extra) brings: {', '.join(drivers) or 'no Arrow driver'}")
     table = f"sls_bench_{uuid.uuid4().hex[:8]}"
     make_tables(args.rows, table)
     sql = f"SELECT * FROM {table} ORDER BY id"
@@ -237,9 +283,22 @@ def main(argv: list[str] | None = None) -> int:
                             if kind == "mysql"
                             else []
                         ),
-                        ("operator, dbapi reader", lambda k=kind: operator(k, sql, "dbapi", sink.port)),
-                        ("operator, auto", lambda k=kind: operator(k, sql, "auto", sink.port)),
-                        ("operator, arrow reader", lambda k=kind: operator(k, sql, "arrow", sink.port)),
+                        (
+                            "operator, dbapi reader",
+                            lambda k=kind: operator(
+                                k, sql, "dbapi", sink.port, name="operator, dbapi reader"
+                            ),
+                        ),
+                        (
+                            "operator, auto",
+                            lambda k=kind: operator(k, sql, "auto", sink.port, name="operator, auto"),
+                        ),
+                        (
+                            "operator, arrow reader",
+                            lambda k=kind: operator(
+                                k, sql, "arrow", sink.port, name="operator, arrow reader"
+                            ),
+                        ),
                         (
                             "operator, same rows from memory",
                             lambda k=kind: operator(k, sql, "auto", sink.port, tables[k]),
@@ -267,9 +326,20 @@ def main(argv: list[str] | None = None) -> int:
                 servers = [s for _, s in cpu[(k, name)] if s is not None]
                 server = f"{m.median(servers):.1f}" if servers else "-"
                 rate, ratio = f"{args.rows / t:,.0f}", f"{base / t:.2f}"
-                rows.append([kind, name, rate, ratio, f"{t:.2f}", f"{client:.1f}", server])
+                ran = ", ".join(sorted(READERS.get((k, name), set()))) or "-"
+                rows.append([kind, name, ran, rate, ratio, f"{t:.2f}", f"{client:.1f}", server])
     print(f"{args.rows:,} rows, medians of {args.rounds} alternating rounds; CPU in seconds")
-    print(m.table(["database", "what", "rows/s", "x floor", "wall s", "client CPU", "server CPU"], rows))
+    header = [
+        "database",
+        "what",
+        "reader that ran",
+        "rows/s",
+        "x floor",
+        "wall s",
+        "client CPU",
+        "server CPU",
+    ]
+    print(m.table(header, rows))
     m.write_json(
         "bench_sql.json",
         {
@@ -277,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "seconds": {f"{k}/{n}": v for (k, n), v in times.items()},
             "cpu_seconds": {f"{k}/{n}": v for (k, n), v in cpu.items()},
+            "readers": {f"{k}/{n}": sorted(v) for (k, n), v in READERS.items()},
+            "documented_install": drivers,
             "machine": m.machine(),
         },
         default_run=m.is_default(parser, args),

@@ -84,20 +84,21 @@ FIELDS: tuple[ExtraField, ...] = (
     ),
 )
 
-#: The standard fields. The port stays visible: Airflow 3.3.2's Test icon sends ``port: 0`` for an
-#: empty port and its API then refuses the test ("The host or port to test differs from the stored
-#: connection"), so a filled-in port is what makes the Test icon work for a connection made in the UI.
+#: The standard fields. The port stays visible, and its label and placeholder ask for it: Airflow
+#: 3.3.2's Test button sends ``port: 0`` for an empty port and its API then refuses the test ("The host
+#: or port to test differs from the stored connection", shown as "Bad Request"), so a filled-in port
+#: is what makes the Test button work. docs/connection.md ("In the UI") says so once for all.
 HIDDEN_FIELDS: tuple[str, ...] = ("schema",)
 RELABELING: dict[str, str] = {
     "host": "Endpoint",
-    "port": "Port (optional)",
+    "port": "Port (for the Test button)",
     "login": "AccessKey ID",
     "password": "AccessKey Secret",
 }
 PLACEHOLDERS: dict[str, str] = {
     "host": "cn-hangzhou.log.aliyuncs.com (https) or http://127.0.0.1:9090",
-    "port": "443 for https, 80 for http: needed by the Test icon (Airflow 3.3)",
-    "login": "optional: only the Test icon and enable_web_tracking sign calls",
+    "port": "443 for https, 80 for http, else the endpoint's: the Test button needs it (Airflow 3.3.2)",
+    "login": "optional: only the Test button and enable_web_tracking sign calls",
     "password": "optional",
 }
 

@@ -82,20 +82,26 @@ class RetryPolicy:
     :param backoff: first wait in seconds; doubles each try, with full jitter.
     :param max_backoff: longest single wait in seconds (``Retry-After`` may ask for longer, up to
         the deadline).
+    :param first_answer: seconds after an export's first try by which the endpoint must have
+        answered something (anything: an error too), or the export fails without further tries; at
+        least 1.5 x the client's timeout, so one whole try of a slow endpoint fits. An endpoint that
+        takes connections and never answers fails the export in this time, not in ``deadline``.
     """
 
     attempts: int = 8
     deadline: float = 300.0
     backoff: float = 0.2
     max_backoff: float = 20.0
+    first_answer: float = 45.0
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise SlsConfigError(f"retry attempts must be at least 1, got {self.attempts}")
-        if self.deadline <= 0 or self.backoff < 0 or self.max_backoff < 0:
+        if self.deadline <= 0 or self.first_answer <= 0 or self.backoff < 0 or self.max_backoff < 0:
             raise SlsConfigError(
-                f"retry deadline must be positive and backoffs not negative, got deadline={self.deadline}, "
-                f"backoff={self.backoff}, max_backoff={self.max_backoff}"
+                f"retry deadline and first_answer must be positive and backoffs not negative, got "
+                f"deadline={self.deadline}, first_answer={self.first_answer}, backoff={self.backoff}, "
+                f"max_backoff={self.max_backoff}"
             )
 
 
@@ -305,7 +311,7 @@ class WebTrackingClient:
             except urllib3.exceptions.HTTPError as err:
                 if attempt.expired:
                     raise self._abandoned(request, attempt) from err
-                raise self._no_answer(request, err, sent=attempt.sent) from err
+                raise self._no_answer(request, err, started=attempt.started, sent=attempt.sent) from err
         if attempt.expired:
             # The socket was shut down mid-answer: what was read may be a truncated answer.
             raise self._abandoned(request, attempt)
@@ -321,24 +327,29 @@ class WebTrackingClient:
         return SlsRetryableError(
             f"No complete answer from SLS at {self.target.base_url} for request #{request.seq} "
             f"(topic {request.topic!r}) within the try's limit of {2 * self.timeout:g} s (twice the "
-            "timeout) or the retry deadline: the try was abandoned",
+            "timeout), the retry deadline or the time for a first answer: the try was abandoned",
             ambiguous=attempt.sent,
         )
 
     def _no_answer(
-        self, request: Request, err: urllib3.exceptions.HTTPError, *, sent: bool
+        self, request: Request, err: urllib3.exceptions.HTTPError, *, started: bool, sent: bool
     ) -> SlsRetryableError:
         cause = err.original_error if isinstance(err, urllib3.exceptions.ProxyError) else err
         reason = transport_reason(err, host=self.target.netloc, timeout=self.timeout)
-        if not sent or isinstance(cause, urllib3.exceptions.ConnectTimeoutError) or refused_certificate(err):
+        if (
+            not started
+            or isinstance(cause, urllib3.exceptions.ConnectTimeoutError)
+            or refused_certificate(err)
+        ):
             # Refused, unresolvable or timed out while connecting, to the service or to the
             # proxy (NewConnectionError and NameResolutionError are kinds of it), or a failed TLS
             # handshake: nothing reached the service, so a retry cannot duplicate anything.
             return SlsRetryableError(f"Could not connect to SLS at {self.target.base_url}: {reason}")
-        # The request may have reached the service: a retry can store its logs twice.
+        # Sent whole, the request may have reached the service: a retry can store its logs twice.
+        # Cut while sending, it cannot have been stored.
         return SlsRetryableError(
             f"No answer from SLS for request #{request.seq} (topic {request.topic!r}): {reason}",
-            ambiguous=True,
+            ambiguous=sent,
         )
 
     def send(
@@ -371,23 +382,33 @@ class WebTrackingClient:
         throttled = 0.0  # seconds of this request spent refused for quota: not on the deadline
         faults = 0
         throttled_at: float | None = None
+        # An endpoint that has never answered this export gets this long from its first try.
+        first_answer = max(policy.first_answer, 1.5 * self.timeout)
         while True:
             sent_at = controller.acquire(raw_size, sleep)
             if throttled_at is not None:
                 throttled += sent_at - throttled_at
                 throttled_at = None
+            # A running try is cut at the deadline too (time spent throttled does not count).
+            until = started + throttled + policy.deadline
+            if not controller.answered:
+                until = min(until, (controller.first_try or sent_at) + first_answer)
             try:
-                # A running try is cut at the deadline too (time spent throttled does not count).
-                request_id = self.post_once(
-                    request, payload, headers, until=started + throttled + policy.deadline
-                )
-            except SlsRetryableError as error:
+                request_id = self.post_once(request, payload, headers, until=until)
+            except SlsServiceError as error:
+                if error.status is not None:
+                    controller.on_answer()
+                if not isinstance(error, SlsRetryableError):
+                    raise
                 now = time.monotonic()
+                silent_until = (controller.first_try or sent_at) + first_answer
+                if not controller.answered and now >= silent_until:
+                    raise never_answered(error, self.target, first_answer, faults + 1) from error
                 left = policy.deadline - (now - started - throttled)
                 # Retry-After never outlasts the deadline (nor is an absurd value obeyed).
                 asked = min(error.retry_after or 0.0, max(left, 0.0))
                 if is_throttle(error):
-                    controller.on_throttle(sent_at, asked)
+                    controller.on_throttle(sent_at, asked, f"{error.status} {error.error_code or '-'}")
                     if controller.stalled():
                         raise quota_error(error, controller) from error
                     if on_retry:
@@ -398,12 +419,30 @@ class WebTrackingClient:
                 if faults >= policy.attempts or left <= 0:
                     raise
                 backoff = random.uniform(0, min(policy.max_backoff, policy.backoff * 2 ** (faults - 1)))
+                wait = min(max(asked, backoff), max(left, 0.0))
+                if not controller.answered and now + wait >= silent_until:
+                    # The next try would start when the endpoint's time to answer is up.
+                    raise never_answered(error, self.target, first_answer, faults) from error
+                # For the "Retrying:" line: which try failed, and how long until the next.
+                error.attempt, error.wait = faults, wait
                 if on_retry:
                     on_retry(error)
-                sleep(min(max(asked, backoff), max(left, 0.0)))
+                sleep(wait)
                 continue
             controller.on_ack(raw_size, sent_at)
             return Sent(request_id=request_id, sent_bytes=len(payload))
+
+
+def never_answered(error: SlsServiceError, target: Target, seconds: float, tries: int) -> SlsRetryableError:
+    """The endpoint answered nothing at all for ``seconds`` after the export's first try: more tries
+    would only wait longer. Not ambiguous: nothing shows a working SLS there that could have stored it."""
+    return SlsRetryableError(
+        f"Nothing answered at {target.base_url} within {seconds:g} s of the export's first try "
+        f"({tries} tries of this request): {str(error).rstrip('.')}. Check the endpoint and its port, "
+        "and any firewall or proxy in between; for an endpoint that is just slow, raise the timeout "
+        "(the first answer is awaited for 1.5 x timeout, at least RetryPolicy.first_answer).",
+        status=error.status,
+    )
 
 
 def is_throttle(error: SlsServiceError) -> bool:
@@ -432,10 +471,12 @@ def quota_error(error: SlsServiceError, controller: SendController) -> SlsQuotaE
             "No write of this export was accepted at all: the quota admits nothing (check the "
             "logstore's shards, the project's write quota, and other writers of this logstore)."
         )
+    # What the service said, in its words: a 429 Throttled is not a quota code, a 403 quota code is.
+    said = ", ".join(f"{answer} x{n:,}" for answer, n in sorted(controller.throttle_answers.items()))
     return SlsQuotaError(
-        f"SLS refused every write of this export for {controller.stall_timeout:,.0f} s as over its "
-        f"write quota: the logstore's write quota is the limit, not this export. {need} Last answer: "
-        f"{error}",
+        f"SLS refused every write of this export for {controller.stall_timeout:,.0f} s, answering "
+        f"{said or error.status}: the logstore's write quota is the limit, not this export. {need} "
+        f"Last answer: {error}",
         status=error.status,
         error_code=error.error_code,
         error_message=error.error_message,

@@ -138,10 +138,18 @@ class SendController:
         self.acked_bytes = 0
         self.acked_requests = 0
         self.throttled = 0
-        self.throttled_seconds = 0.0
+        self.throttled_seconds = 0.0  # closed spells only: see throttled_time()
+        #: the refusals for quota by what the service said (``"429 Throttled"``): counted
+        self.throttle_answers: dict[str, int] = {}
         self.waited = 0.0
         self.last_progress = now
         self._throttled_since: float | None = None
+        #: when the export's first try started (``None`` before it): the endpoint's time to answer
+        #: runs from there (see :class:`~sls_provider.core.client.RetryPolicy`'s first_answer)
+        self.first_try: float | None = None
+        #: the endpoint gave any HTTP answer to this export (an acknowledgement or an error): until
+        #: then, no unanswered try can have been stored (see :meth:`may_have_stored`)
+        self.answered = False
         self._peak = 0.0
         #: the highest rate this export tried to send at before a cut: roughly what it could do
         self.demand = 0.0
@@ -177,7 +185,20 @@ class SendController:
         """Wait for a start (see :meth:`reserve`); returns when the request was allowed to start."""
         while (delay := self.reserve(nbytes)) > 0:
             sleep(delay)
-        return self._clock()
+        now = self._clock()
+        with self._lock:
+            if self.first_try is None:
+                self.first_try = now
+        return now
+
+    def on_answer(self) -> None:
+        """The endpoint answered something (an error too): it is a working server."""
+        self.answered = True
+
+    def may_have_stored(self) -> bool:
+        """Whether a try sent whole and never answered may have been stored: not while the
+        endpoint has answered nothing at all in this export (nothing shows a working SLS there)."""
+        return self.answered
 
     # -- answers ----------------------------------------------------------------------------------
 
@@ -189,6 +210,7 @@ class SendController:
             self._rtt = rtt if not self._rtt else 0.875 * self._rtt + 0.125 * rtt
             self.acked_bytes += nbytes
             self.acked_requests += 1
+            self.answered = True
             self._acked_since_cut += nbytes
             self._recent.add(now, nbytes)
             self.last_progress = now
@@ -215,11 +237,15 @@ class SendController:
             grow = PROBE * self._mean_size * gap**EQUALISE + 3 * CUBIC * self._mean_size * t * t
             self.rate = min(self.rate + grow * dt, self.rate * (1.0 + GROWTH) ** dt)
 
-    def on_throttle(self, sent_at: float, retry_after: float | None = None) -> None:
-        """A request sent at ``sent_at`` was refused for quota; ``retry_after`` as the service asked."""
+    def on_throttle(self, sent_at: float, retry_after: float | None = None, said: str | None = None) -> None:
+        """A request sent at ``sent_at`` was refused for quota; ``retry_after`` as the service asked;
+        ``said``: the answer in short (``"429 Throttled"``), counted for the summary."""
         with self._lock:
             now = self._clock()
             self.throttled += 1
+            self.answered = True
+            if said:
+                self.throttle_answers[said] = self.throttle_answers.get(said, 0) + 1
             if self._throttled_since is None:
                 self._throttled_since = now
             if retry_after:
@@ -255,6 +281,13 @@ class SendController:
 
     def now(self) -> float:
         return self._clock()
+
+    def throttled_time(self) -> float:
+        """Seconds spent throttled so far, the spell still running included (an export that fails
+        while refused, or is asked mid-spell, has waited that long too)."""
+        with self._lock:
+            running = self._clock() - self._throttled_since if self._throttled_since is not None else 0.0
+            return self.throttled_seconds + running
 
     def stalled(self) -> bool:
         """Nothing acknowledged for ``stall_timeout`` seconds: the quota leaves this export no room."""

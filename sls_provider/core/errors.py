@@ -70,6 +70,10 @@ class SlsServiceError(SlsError):
         self.request_id = request_id
         self.ambiguous = ambiguous
         self.retry_after = retry_after
+        #: set when the client retries after this error: the try it ended (from 1), and the seconds
+        #: until the next try
+        self.attempt: int | None = None
+        self.wait: float | None = None
 
 
 class SlsRetryableError(SlsServiceError):
@@ -88,4 +92,15 @@ class SlsQuotaError(SlsServiceError):
 
 
 class SlsSourceError(SlsError):
-    """Reading a query's result failed (connection dropped, syntax error...): names query and reader."""
+    """Reading a query's result failed (connection dropped, syntax error...): names the query, the
+    reader and the connection, and says that the warehouse failed, not SLS.
+
+    :param message: what happened, in words.
+    :param transient: ``False`` when running the same query again cannot succeed (a syntax error, a
+        missing table, a statement the read-only session refused); ``True`` (the default) when it
+        may (a dropped connection, a server shutting down).
+    """
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient

@@ -37,7 +37,7 @@ from sls_provider.core.client import WebTrackingClient, is_throttle
 from sls_provider.core.congestion import SendController
 from sls_provider.core.deadletter import DeadLetters, DeadLetterSink
 from sls_provider.core.encode import EncodedRows, arrow_column_text, column_text, encode_arrow, encode_frame
-from sls_provider.core.errors import SlsInputError, SlsRequestError, SlsServiceError
+from sls_provider.core.errors import SlsInputError, SlsRequestError, SlsServiceError, SlsSourceError
 from sls_provider.core.keys import resolve_keys
 from sls_provider.core.ledger import Ledger
 from sls_provider.core.options import (
@@ -69,10 +69,11 @@ class _RetryCounter:
     """Counts retries reported by the client from its worker threads (refusals for quota are the
     controller's to count: they are throttling, not faults)."""
 
-    def __init__(self) -> None:
+    def __init__(self, attempts: int | None = None) -> None:
         self._lock = threading.Lock()
         self.retries = 0
         self.ambiguous = 0
+        self.attempts = attempts  # tries per request, for the log line
 
     def __call__(self, error: SlsServiceError) -> None:
         if is_throttle(error):
@@ -83,7 +84,11 @@ class _RetryCounter:
         with self._lock:
             self.retries += 1
             self.ambiguous += maybe_stored
-        log.warning("Retrying: %s", error)
+        if error.attempt is not None and error.wait is not None:
+            of = f" of {self.attempts}" if self.attempts else ""
+            log.warning("Retrying: try %d%s failed, next in %.1f s: %s", error.attempt, of, error.wait, error)
+        else:
+            log.warning("Retrying: %s", error)
 
 
 #: A chunk of rows as the exporter takes it: Arrow record batches are turned into tables.
@@ -139,7 +144,7 @@ class Exporter:
         self.tags = tags
         # Every export is tagged, so a duplicate left by an ambiguous failure can be found.
         self.export_id = export_id if export_id is not None else new_export_id()
-        self._retry = _RetryCounter()
+        self._retry = _RetryCounter(getattr(getattr(client, "retry", None), "attempts", None))
         #: paces this export's requests from the service's answers (shared by its sending threads)
         self.controller = SendController(
             max_requests_per_second=options.max_requests_per_second,
@@ -305,10 +310,16 @@ class Exporter:
         gc.freeze()
         try:
             sender.run(self.requests(chunks, packer))
-        except BaseException:
+        except BaseException as err:
             self._finish(started)
             # Logged with the final figures (retries, duplicates, time), not before they are known.
-            log.error("SLS export stopped after %s", self.summary.line())
+            if isinstance(err, SlsSourceError):
+                # Whose failure it is comes first: the lines before this one all name SLS.
+                log.error(
+                    "The warehouse query failed, not SLS: the export stopped after %s", self.summary.line()
+                )
+            else:
+                log.error("SLS export stopped after %s", self.summary.line())
             raise
         finally:
             gc.unfreeze()
@@ -332,12 +343,15 @@ class Exporter:
             summary.dead_letter_rows = self._dead.rows
             summary.dead_letter_path = self._dead.sink.location
         summary.retries = self._retry.retries
-        summary.possible_duplicates = self._retry.ambiguous
+        # Unanswered tries count only if the endpoint ever answered: one that never did is no SLS
+        # that could have stored them (a firewall, a wrong port...).
+        summary.possible_duplicates = self._retry.ambiguous if self.controller.may_have_stored() else 0
         if self.ledger is not None:
             # Sent by an earlier try that stopped before their answers: sent again by this one.
             summary.possible_duplicates += self.ledger.possible_duplicates
         summary.throttled = self.controller.throttled
-        summary.throttled_seconds = round(self.controller.throttled_seconds, 3)
+        summary.throttled_seconds = round(self.controller.throttled_time(), 3)
+        summary.throttled_answers = dict(sorted(self.controller.throttle_answers.items()))
         summary.seconds = round(time.monotonic() - started, 3)
         summary.topics = dict(sorted(summary.topics.items()))
         if self.ledger is not None:
@@ -370,7 +384,7 @@ class Exporter:
         elapsed = time.monotonic() - started
         control = self.controller
         throttled = (
-            f"; throttled: {control.throttled:,} answer(s), {control.throttled_seconds:,.1f} s, "
+            f"; throttled: {control.throttled:,} answer(s), {control.throttled_time():,.1f} s, "
             f"pacing at {(control.rate or 0) / 1e6:,.2f} MB/s raw"
             if control.throttled
             else ""

@@ -138,6 +138,8 @@ class ExportSummary:
     dead_letter_rows: int = 0
     #: where they are (a folder named by the export id), when there is a destination
     dead_letter_path: str | None = None
+    #: those answers by what the service said: ``{"429 Throttled": 4}``
+    throttled_answers: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,9 +157,11 @@ class ExportSummary:
             f"{self.seconds:,.1f} s ({rate:,.0f} rows/s, {self.mb_per_second:,.2f} MB/s sent)"
         )
         if self.throttled:
+            # What the service said, not our reading of it (a 429 Throttled is not a quota code).
+            said = ", ".join(f"{answer} x{n:,}" for answer, n in self.throttled_answers.items())
             text += (
-                f"; throttled: {self.throttled:,} answer(s) over the write quota, "
-                f"{self.throttled_seconds:,.1f} s throttled"
+                f"; throttled: {self.throttled:,} answer(s) refusing writes"
+                f"{f' ({said})' if said else ''}, {self.throttled_seconds:,.1f} s spent waiting on them"
             )
         extras = {
             "skipped oversize rows": self.skipped_rows,

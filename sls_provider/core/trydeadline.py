@@ -36,7 +36,10 @@ class Try:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.expired = False
-        self.sent = False  # the request started going out: the service may have it
+        self.started = False  # the request started going out: the peer was reached
+        # The whole request (head and body) was handed to the socket: only then can the service
+        # have it all, and so store it. A try cut while sending cannot leave a stored request.
+        self.sent = False
         self._conn: _Watched | None = None
         self._done = False
 
@@ -149,8 +152,10 @@ class _Watched(HTTPConnection):
             self.connect()  # here rather than inside the send, to know when sending begins
         current: Try | None = getattr(_local, "current", None)
         if current is not None:
-            current.sent = True
+            current.started = True
         super().request(*args, **kwargs)
+        if current is not None:
+            current.sent = True
 
     def _sls_release_guard(self) -> None:
         if self._sls_guard is not None:

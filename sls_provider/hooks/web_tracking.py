@@ -111,7 +111,7 @@ class SlsWebTrackingHook(BaseHook):
     :param timeout: overrides the connection's ``extra.timeout`` (default 30 s).
     :param retry: how transient failures are retried (:class:`RetryPolicy`);
         overrides the connection's ``extra.retry_attempts``/``retry_deadline``/``retry_backoff``/
-        ``retry_max_backoff``.
+        ``retry_max_backoff``/``retry_first_answer``.
     :param stall_timeout: seconds an export may go without a single acknowledged request while SLS
         refuses its writes for quota, before it fails (default 300). Refusals for quota are retried
         for as long as the export makes progress; an export's own ``stall_timeout`` option wins.
@@ -224,9 +224,16 @@ class SlsWebTrackingHook(BaseHook):
         )
 
     def _retry_policy(self, extra: Mapping[str, Any]) -> RetryPolicy:
-        """``retry_attempts``, ``retry_deadline``, ``retry_backoff`` and ``retry_max_backoff`` from
-        the connection's extra, each falling back to :class:`RetryPolicy`'s default."""
-        fields = {"attempts": int, "deadline": float, "backoff": float, "max_backoff": float}
+        """``retry_attempts``, ``retry_deadline``, ``retry_backoff``, ``retry_max_backoff`` and
+        ``retry_first_answer`` from the connection's extra, each falling back to :class:`RetryPolicy`'s
+        default."""
+        fields = {
+            "attempts": int,
+            "deadline": float,
+            "backoff": float,
+            "max_backoff": float,
+            "first_answer": float,
+        }
         given = {}
         for name, kind in fields.items():
             value = extra.get(f"retry_{name}")
@@ -250,7 +257,7 @@ class SlsWebTrackingHook(BaseHook):
     def _target(self, settings: SlsSettings) -> Target:
         bare = resolve_target(settings.endpoint, settings.project, settings.logstore)
         # Port 0 is no port: Airflow 3.3's UI sends 0 for an empty port field when it tests. The
-        # scheme's own port, filled in so the UI's Test icon works, changes no URL or Host header.
+        # scheme's own port, filled in so the UI's Test button works, changes no URL or Host header.
         port = self.connection.port or None
         own_port = {"https": 443, "http": 80}.get(bare.scheme)
         if port is None or (port == own_port and not _PORT_SUFFIX.search(bare.netloc)):

@@ -11,6 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator
 
+try:  # the Task SDK's own (Airflow 3.3)
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 3.1: its task runner catches airflow.exceptions' (Task SDK 1.1.2 checked)
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined]
+
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.options import new_export_id
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
@@ -21,6 +26,10 @@ from sls_provider.hooks.web_tracking import (
     RetryPolicy,
     SlsConfigError,
     SlsEmptyExportError,
+    SlsError,
+    SlsInputError,
+    SlsRequestError,
+    SlsSourceError,
     SlsWebTrackingHook,
 )
 from sls_provider.lineage import export_lineage
@@ -38,6 +47,26 @@ if TYPE_CHECKING:
 _NO_INTERVAL_TIMETABLES = frozenset(
     {"CronTriggerTimetable", "MultipleCronTriggerTimetable", "DeltaTriggerTimetable"}
 )
+
+#: Why a task fails at once on the errors :func:`cannot_heal` names (said in its failure).
+NOT_RETRIED = "the same export would fail the same way on every try of the task"
+
+
+def cannot_heal(err: SlsError) -> bool:
+    """Whether no retry of the task can make ``err`` go away: the task then fails at once instead of
+    waiting out its ``retries``. Bad arguments, data or connection settings
+    (:class:`SlsConfigError`, :class:`SlsInputError`), a request SLS refused as made (a missing
+    logstore, web tracking off, bad content: :class:`SlsRequestError`) and a query the warehouse
+    refused as written (a syntax error, a missing table: :class:`SlsSourceError` not ``transient``).
+    Failures that time may heal keep the task's retries: transient service errors that outlasted
+    the retry policy, a write quota that admitted nothing, a dropped warehouse connection.
+
+    :param err: what the export raised.
+    """
+    if isinstance(err, SlsSourceError):
+        return not err.transient
+    return isinstance(err, (SlsConfigError, SlsInputError, SlsRequestError))
+
 
 #: Key of the resume ledger's head in ``context["task_state_store"]`` (its other keys start with it).
 STATE_KEY = "sls_export_ledger"
@@ -60,8 +89,9 @@ class SlsWebTrackingOperator(BaseOperator):
     :param sql_conn_id: any connection whose hook is a common.sql ``DbApiHook``; only with ``sql``.
     :param parameters: query parameters (templated), in the driver's paramstyle; only with ``sql``.
     :param sql_reader: how ``sql`` is read: ``auto`` (the Arrow reader where the connection has one
-        with bounded memory, PostgreSQL with the ``arrow`` extra installed, else the DB-API reader),
-        ``arrow`` (fail rather than fall back) or ``dbapi``. The same rows give the same bytes either way.
+        with bounded memory: PostgreSQL (ADBC), MySQL/MariaDB through mysqlclient, SQLite; else the
+        DB-API reader), ``arrow`` (fail rather than fall back) or ``dbapi``. The same rows give the
+        same bytes either way.
     :param dataframe: a DataFrame, or an ``XComArg`` resolving to one (templated).
     :param topic: ``__topic__`` of every row (templated); not together with ``topic_column``.
     :param topic_column: column holding each row's topic (null -> ``""``); the column is not sent.
@@ -259,6 +289,17 @@ class SlsWebTrackingOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return self._export(context)
+        except SlsError as err:
+            if cannot_heal(err):
+                # Airflow's way to fail without using the task's retries; the SlsError stays the
+                # cause, so its type and message are in the log.
+                message = f"{type(err).__name__}: {err} (not retried: {NOT_RETRIED})"
+                raise AirflowFailException(message) from err
+            raise
+
+    def _export(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         store = context.get("task_state_store") if self.resume else None
         if self.resume and store is None:

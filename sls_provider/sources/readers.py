@@ -1,9 +1,10 @@
 """Which reader runs a query, and the thread that reads ahead of the encoder.
 
 ``sql_reader="auto"`` takes the Arrow reader where one exists for the connection, its driver is
-installed and its memory is bounded: PostgreSQL's ADBC (:mod:`sls_provider.sources.arrow`, the
-``arrow`` extra) and, for MySQL/MariaDB through mysqlclient (the mysql hook's default client), the
-hook's own connection read as raw text into Arrow (:mod:`sls_provider.sources.mysql_arrow`; no extra
+installed and its memory is bounded: PostgreSQL's ADBC (:mod:`sls_provider.sources.arrow`, a runtime
+dependency: without it, as after ``pip install --no-deps``, a warning says what that costs) and,
+for MySQL/MariaDB through mysqlclient (the mysql hook's default client), the hook's own connection
+read as raw text into Arrow (:mod:`sls_provider.sources.mysql_arrow`; no extra
 needed), and SQLite's rows built into Arrow columns (:mod:`sls_provider.sources.sqlite_arrow`).
 connectorx, which reads ahead without a memory bound (:data:`CONNECTORX_UNBOUNDED`), is used only
 with ``sql_reader="arrow"`` on a MySQL connection of another client. The DB-API reader
@@ -57,6 +58,17 @@ CONNECTORX_UNBOUNDED = (
 )
 
 
+#: What a missing driver costs, said when ``auto`` falls back for want of it (a warning: the install
+#: is not what the provider declares). Figures: benchmarks/bench_sql.py, results/bench_sql.json.
+MISSING = {
+    "adbc_driver_postgresql": (
+        "adbc-driver-postgresql is not installed (the provider depends on it: an install with --no-deps "
+        "or a removed package?); the DB-API reader runs at about half its speed (0.24x against 0.45x "
+        "the speed of COPY). pip install adbc-driver-postgresql adbc-driver-manager"
+    ),
+}
+
+
 def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str]:
     """The Arrow reader class for ``hook``, or ``None`` and why not."""
     conn_type = str(getattr(hook, "conn_type", "") or "")
@@ -76,7 +88,9 @@ def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str
     else:
         return None, f"no Arrow reader for {conn_type or type(hook).__name__} connections"
     if package is not None and find_spec(package) is None:
-        return None, f"{package} is not installed (pip install 'airflow-provider-sls[arrow]')"
+        return None, MISSING.get(
+            package, f"{package} is not installed (pip install 'airflow-provider-sls[arrow]')"
+        )
     if parameters is not None:
         return None, "the query has parameters, which the DB-API driver binds in its own paramstyle"
     if reader is SqliteArrowReader:
@@ -133,14 +147,16 @@ def read_query(
                 raise SlsConfigError(f"sql_reader='arrow' cannot read this query: {err}") from err
             why = f"the Arrow reader cannot: {err}"
         except Exception as err:
-            raise _source_error(err, sql, reader_class.name) from err
+            raise _source_error(err, sql, reader_class.name, _conn_id(hook)) from err
         else:
             name = arrow.name
             source = _arrow_chunks(arrow, batches, chunksize)
     if source is None:
         source = stream_query(hook, sql, parameters, chunksize)
-    logger.info("Reading the query with the %s reader: %s", name, why)
-    return _named_errors(prefetch(source, PREFETCH), sql, name)
+    # A warning when a declared dependency is missing: the install is not the one the docs give.
+    log_at = logger.warning if why in MISSING.values() else logger.info
+    log_at("Reading the query with the %s reader: %s", name, why)
+    return _named_errors(prefetch(source, PREFETCH), sql, name, _conn_id(hook))
 
 
 def _arrow_chunks(reader: Any, batches: Any, chunksize: int) -> Iterator[Any]:
@@ -155,22 +171,65 @@ def _arrow_fixed(reader: Any, batches: Any) -> Iterator[Any]:
         yield reader.fix(batch)
 
 
-def _named_errors(chunks: Iterator[Any], sql: str, reader: str) -> Iterator[Any]:
+def _named_errors(chunks: Iterator[Any], sql: str, reader: str, conn_id: str | None) -> Iterator[Any]:
     try:
         yield from chunks
     except (SlsError, GeneratorExit, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as err:  # connectorx's Rust panics are BaseExceptions
-        raise _source_error(err, sql, reader) from err
+        raise _source_error(err, sql, reader, conn_id) from err
 
 
-def _source_error(err: BaseException, sql: str, reader: str) -> SlsSourceError:
+def _source_error(err: BaseException, sql: str, reader: str, conn_id: str | None) -> SlsSourceError:
     query = " ".join(sql.split())
     query = query if len(query) <= 200 else query[:197] + "..."
     detail = " ".join(str(err).split())
+    # Said first: the export's own lines ("Exporting to SLS ...") come before it and point at SLS.
+    on = f" on connection {conn_id!r}" if conn_id else ""
     return SlsSourceError(
-        f"Reading the query failed ({reader} reader): {type(err).__name__}: {detail}. Query: {query}"
+        f"The warehouse query failed ({reader} reader){on}, not SLS: {type(err).__name__}: {detail}. "
+        f"Query: {query}",
+        transient=not statement_error(err),
     )
+
+
+#: DB-API exception classes (PEP 249) of a statement the database refuses as written: the same
+#: query fails the same way on a retry. ``OperationalError`` and ``InterfaceError`` (a dropped
+#: connection, a server going down) may heal, except where the text says otherwise below.
+_STATEMENT_ERRORS = frozenset({"ProgrammingError", "DataError", "IntegrityError", "NotSupportedError"})
+#: SQLSTATE classes of the same (psycopg's ``pgcode``/``sqlstate``): 22 data exception, 23 integrity,
+#: 42 syntax error or access rule violation, 0A feature not supported; and 25006, a write refused by
+#: the read-only session.
+_STATEMENT_SQLSTATES = ("22", "23", "42", "0A", "25006")
+#: sqlite3 raises OperationalError for these, though they are the statement's fault.
+_SQLITE_STATEMENT_TEXTS = ("syntax error", "no such table", "no such column", "no such function", "readonly")
+#: MySQL error numbers the drivers raise as OperationalError although the statement is at fault:
+#: unknown column, denied on a table, a write in the read-only transaction.
+_MYSQL_STATEMENT_ERRNOS = frozenset({1054, 1142, 1143, 1792})
+
+
+def statement_error(err: BaseException) -> bool:
+    """Whether ``err`` says the statement itself is wrong (a retry of the task cannot help).
+
+    :param err: what the driver raised.
+    """
+    sqlstate = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate.startswith(_STATEMENT_SQLSTATES)
+    if any(cls.__name__ in _STATEMENT_ERRORS for cls in type(err).__mro__):
+        return True
+    driver = type(err).__module__.split(".")[0]
+    if driver in ("MySQLdb", "pymysql", "mysql"):
+        return bool(err.args) and err.args[0] in _MYSQL_STATEMENT_ERRNOS
+    return driver == "sqlite3" and any(t in str(err) for t in _SQLITE_STATEMENT_TEXTS)
+
+
+def _conn_id(hook: Any) -> str | None:
+    """The connection id of a common.sql hook (``postgres_conn_id``, ``sqlite_conn_id``...)."""
+    try:
+        return str(getattr(hook, hook.conn_name_attr))
+    except (AttributeError, TypeError):
+        return None
 
 
 _DONE = object()

@@ -30,6 +30,7 @@ column by :class:`sls_provider.sources.types.ColumnFixer` (``memoryview``, range
 
 from __future__ import annotations
 
+import difflib
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -93,8 +94,10 @@ def check_read_only(sql: str) -> None:
         )
     words = [t for t in statements[0].flatten() if not t.is_whitespace]
     kind = _first_keyword(statements[0])
+    if kind is None:
+        raise _not_understood(statements[0])
     if kind not in READ_STATEMENTS:
-        raise _not_a_read(f"{_a(kind)} {kind} statement" if kind else "a statement without a keyword")
+        raise _not_a_read(f"{_a(kind)} {kind} statement")
     for i, token in enumerate(words):
         value = token.normalized.upper()
         if token.ttype in T.Comment and token.value.lstrip().upper().startswith(("/*!", "/*M!")):
@@ -121,6 +124,21 @@ def _first_keyword(statement: Any) -> str | None:
             continue
         return token.normalized.upper() if token.is_keyword else None
     return None
+
+
+def _not_understood(statement: Any) -> SlsInputError:
+    """``SELEC * FROM t``: name the word that is not a statement's first keyword, and what it may be."""
+    word = next(
+        t.value
+        for t in statement.flatten()
+        if not (t.is_whitespace or t.ttype in T.Comment or t.ttype in T.Punctuation)
+    )
+    close = difflib.get_close_matches(word.upper(), READ_STATEMENTS, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return SlsInputError(
+        f"The sql is refused, nothing was run: it starts with {word!r}, which is not an SQL statement "
+        f"keyword{hint}. An export runs only a single read statement ({', '.join(READ_STATEMENTS)})."
+    )
 
 
 def _a(word: str) -> str:

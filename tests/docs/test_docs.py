@@ -28,8 +28,9 @@ shell blocks, and ``~/airflow`` (the getting-started page's ``AIRFLOW_HOME``) wi
 - ``sh``/``bash``: run with ``bash -euo pipefail`` in the suite's ``AIRFLOW_HOME``. ``AIRFLOW_CONN_*``
   and ``AIRFLOW__*`` (configuration) variables it exports are kept for the page's later blocks, and
   every ``sls`` connection it defines (exported, or added to the metadata DB with
-  ``airflow connections add``) must resolve; one pointing at the emulator must pass
-  ``test_connection()``. Connections added to the DB are deleted afterwards.
+  ``airflow connections add``) must resolve and have a port (the UI's Test button of Airflow 3.3.2
+  needs it); one pointing at the emulator must pass ``test_connection()``. Connections added to the
+  DB are deleted afterwards.
 - ``json`` must parse. Other languages (``text``, ``sql``, ...) are data and need no marker.
 """
 
@@ -66,6 +67,7 @@ DOCS = ROOT / "docs"
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
 PROJECT, LOGSTORE = "my-project", "web-events"
 DOCS_ENDPOINT = "http://127.0.0.1:9090"
+DOCS_PORT = 9090
 DOCS_AIRFLOW_HOME = "~/airflow"  # the getting-started page's; the suite's own home replaces it
 SHELL = {"sh", "bash", "shell"}
 RUN = {"python", "pycon"} | SHELL
@@ -324,6 +326,9 @@ class PageRun:
 
     def text(self, block: Block) -> str:
         code = block.code.replace(DOCS_ENDPOINT, self.emu.endpoint)
+        # The port field repeating the docs' endpoint's port (what the UI's Test button needs).
+        for spelled in ("--conn-port {}", '"port": {}'):
+            code = code.replace(spelled.format(DOCS_PORT), spelled.format(self.emu.port))
         return code.replace(DOCS_AIRFLOW_HOME, os.environ["AIRFLOW_HOME"])
 
     def run(self, block: Block) -> None:
@@ -455,6 +460,9 @@ class PageRun:
             conn = Connection.from_uri(value, conn_id)
         if conn.conn_type != "sls":
             return
+        # The UI's Test button of Airflow 3.3.2 refuses a connection without a port
+        # (docs/connection.md#in-the-ui): every documented connection has one.
+        assert conn.port, f"{block.where}: connection {conn_id!r} has no port, so its Test button fails"
         # The hook reads connections from the environment; give it this one under a private id.
         private = f"AIRFLOW_CONN_DOCS_CHECK_{conn_id.upper()}"
         os.environ[private] = conn.as_json()
@@ -706,6 +714,7 @@ def check_extras(table: Table) -> None:
         "retry_deadline": policy.deadline,
         "retry_backoff": policy.backoff,
         "retry_max_backoff": policy.max_backoff,
+        "retry_first_answer": policy.first_answer,
     }
     assert set(documented) == set(applied)
     for name, row in documented.items():

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -82,6 +83,33 @@ def test_cli_shows_provider_hook_and_connection_type() -> None:
     assert extra_shown["compress_type"] == "deflate", shown
 
 
+def test_building_the_bundles_with_examples_on_logs_no_error(airflow_db, tmp_path) -> None:
+    """With ``[core] load_examples`` on (Airflow's default), building the DAG bundles imports a module
+    named after each provider's distribution to look for example DAGs (apache/airflow#66305): none
+    must fail, or every task log of every DAG carries an ERROR traceback."""
+    shutil.copy(airflow_db / "airflow.db", tmp_path / "airflow.db")  # migrated once per worker
+    (tmp_path / "dags").mkdir()
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
+    }
+    # Only the (empty) DAG folder is reserialized, but every bundle, the examples' included, is built.
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "reserialize", "--bundle-name", "dags-folder"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "example_dags" in output  # the examples were on: Airflow's own example bundle was built
+    assert "example DAG discovery" not in output, output[-3000:]
+    assert "airflow_provider_sls" not in output, output[-3000:]
+
+
 def test_connection_form_declares_the_sls_fields() -> None:
     [conn_type] = sls_provider.get_provider_info()["connection-types"]
     assert set(conn_type["conn-fields"]) >= {"project", "logstore", "compress_type", "security_token"}
@@ -90,11 +118,13 @@ def test_connection_form_declares_the_sls_fields() -> None:
     behaviour = conn_type["ui-field-behaviour"]
     assert behaviour["relabeling"] == {
         "host": "Endpoint",
-        "port": "Port (optional)",
+        "port": "Port (for the Test button)",
         "login": "AccessKey ID",
         "password": "AccessKey Secret",
     }
     assert "log.aliyuncs.com" in behaviour["placeholders"]["host"]
+    # The form asks for what makes the Test button work on Airflow 3.3.2 (docs/connection.md#in-the-ui).
+    assert "Test button needs it" in behaviour["placeholders"]["port"]
     hook_behaviour = SlsWebTrackingHook.get_ui_field_behaviour()
     assert hook_behaviour["relabeling"] == behaviour["relabeling"]
     assert set(hook_behaviour["hidden_fields"]) == set(behaviour["hidden-fields"])

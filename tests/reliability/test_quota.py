@@ -98,6 +98,22 @@ def test_a_logstore_that_refuses_everything_fails_after_stall_timeout(quota_emul
     assert quota_emulator.count(PROJECT, LOGSTORE) == 0
 
 
+def test_time_waiting_on_throttled_answers_is_in_the_summary_in_the_service_s_words(
+    quota_emulator: SlsEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every write refused with 429 Throttled and Retry-After: 1 until the stall timeout ends the export.
+    quota_emulator.create_logstore(PROJECT, LOGSTORE)
+    quota_emulator.faults.fail_every(1, status=429, error_code="Throttled", retry_after=1)
+    caplog.set_level(logging.INFO, logger="sls_provider")
+    with pytest.raises(SlsQuotaError) as caught:
+        SlsWebTrackingHook(retry=FAST, stall_timeout=3).put_dataframe(frame(100))
+    stopped = next(r.getMessage() for r in caplog.records if "export stopped after" in r.getMessage())
+    waited = float(stopped.split("), ")[-1].split(" s spent waiting")[0])
+    assert waited >= 2.5, stopped  # the 3 s spent waiting, not 0.0
+    assert "(429 Throttled x" in stopped and "over the write quota" not in stopped
+    assert "answering 429 Throttled x" in str(caught.value)
+
+
 def test_a_quota_that_closes_mid_export_fails_with_throughput_and_shards_needed(
     quota_emulator: SlsEmulator,
 ) -> None:

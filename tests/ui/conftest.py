@@ -42,12 +42,13 @@ class AirflowUi:
 @pytest.fixture(scope="session")
 def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUi]:
     """Airflow's API server on a fresh AIRFLOW_HOME: simple auth manager, everyone admin, no
-    password; connection testing enabled."""
+    password; connection testing enabled; Airflow's defaults otherwise (the examples on, as a new
+    user has them)."""
     home = tmp_path_factory.mktemp("airflow_home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
     env.update(
         AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__LOAD_EXAMPLES="True",
         AIRFLOW__CORE__TEST_CONNECTION="Enabled",
         AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
@@ -85,3 +86,9 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUi]:
 def api_server(airflow_ui: AirflowUi) -> str:
     """The API server's base URL."""
     return airflow_ui.base
+
+
+@pytest.fixture(scope="session")
+def airflow_env(airflow_ui: AirflowUi) -> dict[str, str]:
+    """The environment naming the API server's AIRFLOW_HOME (for ``airflow`` commands run beside it)."""
+    return airflow_ui.env

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,8 @@ import pytest
 from sls_provider.emulator import SlsEmulator
 
 CHROMIUM = "/usr/bin/chromium"
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 SHOTS = Path(__file__).parent / "screenshots"
 PROJECT, LOGSTORE = "my-project", "web-events"
 
@@ -91,8 +95,13 @@ def test_form_fields(api_server: str) -> None:
     # The Providers page links to this project's docs ([project.urls] Documentation).
     with urllib.request.urlopen(f"{api_server}/api/v2/providers", timeout=10) as answer:
         mine = [p for p in json.load(answer)["providers"] if p["package_name"] == "airflow-provider-sls"]
+    # Not airflow.apache.org/docs/airflow-provider-sls/... (no such page): what pyproject.toml names.
     assert mine and "airflow.apache.org" not in mine[0]["documentation_url"]
-    assert mine[0]["documentation_url"].endswith("/docs")
+    assert mine[0]["documentation_url"].startswith("https://www.alibabacloud.com/help/en/sls/")
+    # The Port field asks for what the Test button needs (docs/connection.md#in-the-ui).
+    port = meta["standard_fields"]["port"]
+    assert "optional" not in port["title"].lower() and "Test button" in port["title"], port
+    assert "Test button needs it" in port["placeholder"], port
 
 
 def test_test_icon_succeeds_then_names_a_wrong_logstore(page, api_server: str, emulator: SlsEmulator) -> None:
@@ -112,3 +121,23 @@ def test_test_icon_succeeds_then_names_a_wrong_logstore(page, api_server: str, e
     assert "LogStoreNotExist" in answer["message"] and "no-such-store" in answer["message"]
     page.get_by_text("LogStoreNotExist").first.wait_for()
     assert emulator.count(PROJECT, LOGSTORE) == 0  # testing writes nothing
+
+
+def test_the_getting_started_connection_passes_the_test_button(
+    page, api_server: str, airflow_env: dict[str, str], emulator: SlsEmulator
+) -> None:
+    """docs/index.md step 4's ``airflow connections add sls_default`` command, as a user runs it
+    (endpoint and port of the emulator here), then the Test button in the connection list."""
+    text = (DOCS / "index.md").read_text()
+    start = text.index("airflow connections add sls_default")
+    command = text[start : text.index("```", start)].strip()
+    command = command.replace("http://127.0.0.1:9090", emulator.endpoint)
+    command = command.replace("--conn-port 9090", f"--conn-port {emulator.port}")
+    env = {**airflow_env, "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command], env=env, check=True, capture_output=True, timeout=120
+    )
+    page.goto(f"{api_server}/connections", wait_until="networkidle")
+    answer = json.loads(_press_test(page, "sls_default"))
+    assert answer["status"] is True, answer  # not "Bad Request": the port is there
+    page.get_by_text("exists and web tracking is on").first.wait_for()
