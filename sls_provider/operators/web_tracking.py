@@ -20,11 +20,12 @@ from sls_provider.hooks.web_tracking import (
     SlsConfigError,
     SlsWebTrackingHook,
 )
+from sls_provider.incremental import Incremental, IncrementalRun, logstore_outlet
 from sls_provider.lineage import export_lineage
 from sls_provider.sources.frames import check_chunksize, dataframe_chunks
 from sls_provider.sources.readers import check_sql_reader, read_query
 
-__all__ = ["STATE_KEY", "RetryPolicy", "SlsWebTrackingOperator"]
+__all__ = ["STATE_KEY", "Incremental", "RetryPolicy", "SlsWebTrackingOperator"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -78,6 +79,9 @@ class SlsWebTrackingOperator(BaseOperator):
     :param max_mb_per_second: cap on this task's compressed MB/s (a shard takes about 5 MB/s).
     :param stall_timeout: seconds the task may go without a single acknowledged request while SLS
         refuses its writes for quota, before it fails naming the quota (default 300).
+    :param incremental: export only the rows new since the last successful run, by a cursor column
+        (:class:`~sls_provider.incremental.Incremental`; Airflow 3.3+, ``sql`` only). The watermark is
+        kept on the logstore's asset, which the operator adds to its outlets (docs/incremental.md).
     """
 
     template_fields: Sequence[str] = (
@@ -122,6 +126,7 @@ class SlsWebTrackingOperator(BaseOperator):
         max_requests_per_second: float | None = None,
         max_mb_per_second: float | None = None,
         stall_timeout: float | None = None,
+        incremental: Incremental | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -156,6 +161,20 @@ class SlsWebTrackingOperator(BaseOperator):
             )
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise SlsConfigError(f"{self.task_id}: retry must be a RetryPolicy, got {type(retry).__name__}")
+        if incremental is not None:
+            if not isinstance(incremental, Incremental):
+                raise SlsConfigError(
+                    f"{self.task_id}: incremental must be an Incremental, got {type(incremental).__name__}"
+                )
+            if sql is None:
+                raise SlsConfigError(
+                    f"{self.task_id}: incremental= needs sql= (a query to bound by the cursor)"
+                )
+            #: the logstore's asset, which keeps the watermark: in the outlets, as Airflow requires
+            self.incremental_asset = logstore_outlet(self.outlets, sls_conn_id, project, logstore)
+            if self.incremental_asset not in self.outlets:
+                self.outlets = [*self.outlets, self.incremental_asset]
+        self.incremental = incremental
         # Every argument is kept as an attribute of the same name, as Airflow operators do.
         self.sls_conn_id = sls_conn_id
         self.project = project
@@ -213,9 +232,11 @@ class SlsWebTrackingOperator(BaseOperator):
         """The common.sql hook of ``sql_conn_id``."""
         return BaseHook.get_connection(str(self.sql_conn_id)).get_hook()
 
-    def _frames(self) -> Iterator[Any]:
+    def _frames(self, run: IncrementalRun | None = None) -> Iterator[Any]:
         if self.dataframe is not None:
             return dataframe_chunks(self.dataframe, self.chunksize)
+        if run is not None:
+            return run.frames(self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader)
         return read_query(
             self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader, self.log
         )
@@ -239,13 +260,17 @@ class SlsWebTrackingOperator(BaseOperator):
                 "sends every row again."
             )
         ti_key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}"
+        run = None
+        if self.incremental is not None:  # the window first: a run that must not export fails here
+            run = IncrementalRun(self.incremental, context, self.incremental_asset, self.log)
+            run.decide(self.sql_hook, str(self.sql), self.parameters)
         ledger = None
         if store is not None:
             ledger = self.hook.resume_ledger(
                 store, key=STATE_KEY, fingerprint=self.fingerprint(), owner=ti_key
             )
         summary = self.hook.export(
-            self._frames(),
+            self._frames(run),
             self.export_options,
             ledger,
             topic=self.topic,
@@ -254,11 +279,16 @@ class SlsWebTrackingOperator(BaseOperator):
             tags=self.tags,
             owner=ti_key,
         )
+        result = summary.to_dict()
+        if run is not None:  # every request acknowledged: the watermark moves, the event says so
+            extra = run.done(result)
+            context["outlet_events"][self.incremental_asset].extra.update(extra)
+            result.update(extra)
         if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
             ledger.discard()
         # The export itself logged the summary ("SLS export done: ..."): not twice.
-        return summary.to_dict()
+        return result
 
     def fingerprint(self) -> str:
         """What must not change between tries for a resume to be sound: the query and its
@@ -274,5 +304,7 @@ class SlsWebTrackingOperator(BaseOperator):
             "options": options,
             "chunksize": self.chunksize,
         }
+        if self.incremental is not None:  # not in the dict otherwise: existing ledgers stay valid
+            facts["incremental"] = repr(self.incremental)
         text = json.dumps(facts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
