@@ -128,7 +128,9 @@ def exports(emulator: Any, column: str = "id") -> dict[str, list[str]]:
     """``{export id: [values of column, in request and row order]}`` of the logs stored."""
     by_export: dict[str, list[tuple[int, int, str]]] = {}
     for i, log in enumerate(emulator.get_logs(PROJECT, emulator.logstore)):
-        by_export.setdefault(log["__tag__:sls_export"], []).append((int(log["__tag__:sls_seq"]), i, log[column]))
+        by_export.setdefault(log["__tag__:sls_export"], []).append(
+            (int(log["__tag__:sls_seq"]), i, log[column])
+        )
     return {k: [v for _, _, v in sorted(rows)] for k, rows in by_export.items()}
 
 

@@ -26,8 +26,8 @@ from sls_provider.incremental import (
     encode_value,
     window_query,
 )
-from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from sls_provider.lineage import logstore_asset
+from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from tests.conftest import FAST_RETRY, PROJECT
 from tests.incremental_runs import (
     DAY0,
@@ -110,7 +110,9 @@ def test_runs_with_inserts_between_export_each_row_once(
 
     by_export = exports(sls_conn)
     explicit = {e for e, ids in by_export.items() if ids in (["1", "2", "3"], ["2", "3"]) and e}
-    assert sorted(by_export.values()) == sorted([["1", "2", "3"], ["4", "5", "6", "7"], ["1", "2", "3"], ["2", "3"], ["8"]])
+    assert sorted(by_export.values()) == sorted(
+        [["1", "2", "3"], ["4", "5", "6", "7"], ["1", "2", "3"], ["2", "3"], ["8"]]
+    )
     first = [e for e, ids in by_export.items() if ids == ["1", "2", "3"]]
     assert len(first) == 2 and len(explicit) == 3
     # Every row below the last watermark exactly once over the incremental runs; n=6 (id 9) waits.
@@ -118,7 +120,9 @@ def test_runs_with_inserts_between_export_each_row_once(
     exactly_once(sls_conn, {str(i) for i in range(1, 9)}, skip=lambda e: e in reexports)
 
 
-def test_clock_end_with_lag_catches_rows_committed_late(sls_conn: SlsEmulator, db: sqlite3.Connection) -> None:
+def test_clock_end_with_lag_catches_rows_committed_late(
+    sls_conn: SlsEmulator, db: sqlite3.Connection
+) -> None:
     """end='clock': the window ends at the source's clock minus lag. A row whose cursor is at or after
     the last end is exported next run however late it commits; one below it (committed later than
     the lag allowed) is exported by no run. Asserted against the ends the runs recorded, not timing."""
@@ -151,7 +155,9 @@ def test_clock_end_with_lag_catches_rows_committed_late(sls_conn: SlsEmulator, d
     exactly_once(sls_conn, {"1", "2", "3", "4"})  # 5 is below run 1's end: no run exports it
 
 
-def test_two_mapped_partitions_keep_separate_watermarks(sls_conn: SlsEmulator, db: sqlite3.Connection) -> None:
+def test_two_mapped_partitions_keep_separate_watermarks(
+    sls_conn: SlsEmulator, db: sqlite3.Connection
+) -> None:
     name = dag_id()
     with DAG(name, schedule=None, start_date=DAY0) as dag:
         asset = logstore_asset(endpoint=sls_conn.endpoint, project=PROJECT, logstore=sls_conn.logstore)
@@ -237,7 +243,9 @@ def test_missing_cursor_column_fails_naming_the_columns(
     assert exports(sls_conn) == {}
 
 
-def test_user_parameters_and_percent_signs_stay_the_users(sls_conn: SlsEmulator, db: sqlite3.Connection) -> None:
+def test_user_parameters_and_percent_signs_stay_the_users(
+    sls_conn: SlsEmulator, db: sqlite3.Connection
+) -> None:
     insert(db, [(1, 1, "e%"), (2, 2, "us"), (3, 3, "e%"), (4, 4, "e%")])
     sql = "SELECT * FROM events WHERE region LIKE :region -- a comment at the end"
     dag = export_dag(dag_id(), Incremental("n"), sql=sql, parameters={"region": "e%"})
@@ -277,19 +285,28 @@ def test_watermark_values_keep_their_type(value: Any) -> None:
 
 def test_window_query_binds_in_each_paramstyle() -> None:
     common = {"column": "n", "order_by": ["id"], "start": 3, "end": 5}
-    sql, params = window_query("SELECT * FROM t WHERE a LIKE 'x%';", None, dialect="postgres", style="format", **common)
+    sql, params = window_query(
+        "SELECT * FROM t WHERE a LIKE 'x%';", None, dialect="postgres", style="format", **common
+    )
     assert sql == (
         "SELECT * FROM (\nSELECT * FROM t WHERE a LIKE 'x%%'\n) AS sls_window "
         'WHERE "n" >= %s AND "n" < %s ORDER BY "n", "id"'
     )
     assert params == [3, 5]
-    sql, params = window_query("SELECT * FROM t WHERE a = %(a)s", {"a": 1}, dialect="mysql", style="format", **common)
+    sql, params = window_query(
+        "SELECT * FROM t WHERE a = %(a)s", {"a": 1}, dialect="mysql", style="format", **common
+    )
     assert "`n` >= %(sls_window_start)s AND `n` < %(sls_window_end)s ORDER BY `n`, `id`" in sql
     assert params == {"a": 1, "sls_window_start": 3, "sls_window_end": 5}
     sql, params = window_query("SELECT * FROM t WHERE a = ?", [1], dialect="sqlite", style="qmark", **common)
     assert sql.endswith('WHERE "n" >= ? AND "n" < ? ORDER BY "n", "id"') and params == [1, 3, 5]
     sql, params = window_query(
-        "SELECT 1 AS n", None, dialect="postgres", style="settings", pg_type="bigint", **{**common, "start": None}
+        "SELECT 1 AS n",
+        None,
+        dialect="postgres",
+        style="settings",
+        pg_type="bigint",
+        **{**common, "start": None},
     )
     assert "\"n\" < CAST(current_setting('sls.sls_window_end') AS bigint)" in sql and params == {
         "sls.sls_window_end": "5"
@@ -320,4 +337,6 @@ def test_backfill_window_is_the_data_interval() -> None:
     assert bound_for(start, "postgres") == start
     assert _explicit_bounds({"dag_run": SimpleNamespace(conf={}, run_type="scheduled")}) is None
     empty = Window(start=3, end=3, explicit=False, watermark_key="k", run_id="r")
-    assert empty.empty and not Window(None, 3, False, "k", "r").empty and Window(1, None, False, "k", "r").empty
+    assert (
+        empty.empty and not Window(None, 3, False, "k", "r").empty and Window(1, None, False, "k", "r").empty
+    )
