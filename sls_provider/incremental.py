@@ -411,7 +411,10 @@ class Window:
 
     def extra(self) -> dict[str, Any]:
         """The window as the asset event's extra shows it."""
-        return {"start": show(self.start) if self.start is not None else None, "end": show(self.end)}
+        return {
+            "start": show(self.start) if self.start is not None else None,
+            "end": show(self.end) if self.end is not None else None,
+        }
 
 
 def watermark_key(dag_id: str, task_id: str, map_index: int | None, key: str | None) -> str:

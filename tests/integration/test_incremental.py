@@ -221,6 +221,41 @@ def test_cleared_successful_run_fails_clearly_or_resends(
     assert sorted(exports(sls_conn).values()) == [["1", "2"], ["1", "2"], ["3"]]
 
 
+def test_failed_run_leaves_the_watermark_and_the_next_run_takes_its_window_over(
+    sls_conn: SlsEmulator, db: sqlite3.Connection, capsys: pytest.CaptureFixture
+) -> None:
+    name = dag_id()
+    dag = export_dag(name, Incremental("n"))
+    key = f"sls_watermark/{name}/export"
+    insert(db, [(1, 1, "eu"), (2, 2, "eu"), (3, 3, "eu")])
+    assert run_day(dag, 0) == "success"
+    insert(db, [(4, 4, "eu"), (5, 5, "eu")])
+    sls_conn.faults.fail_next(1000, status=400, error_code="PostBodyInvalid")
+    assert run_day(dag, 1) == "failed"  # no retries: failed for good, its window claimed
+    record = watermarks(name)[key]
+    assert record["watermark"] == {"int": 3} and record["claim"]["end"] == {"int": 5}
+    sls_conn.faults.clear()
+    insert(db, [(6, 6, "eu")])
+    capsys.readouterr()
+    assert run_day(dag, 2) == "success"
+    assert "failed without finishing it; this run takes its rows over" in capsys.readouterr().out
+    assert watermarks(name)[key]["watermark"] == {"int": 6} and "claim" not in watermarks(name)[key]
+    exactly_once(sls_conn, {"1", "2", "3", "4", "5"})
+
+
+def test_a_run_in_progress_holds_its_window() -> None:
+    ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r2", map_index=-1, get_ti_count=lambda **kw: 0)
+    stores: dict = {None: {}}
+    run = IncrementalRun(
+        Incremental("n"), {"ti": ti, "task_state_store": {}, "asset_state_store": stores}, None
+    )
+    run._claim_check({"claim": {"run_id": "r2", "end": {"int": 5}}}, "r2")  # its own: fine
+    with pytest.raises(SlsConfigError, match="run r1 is exporting a window of sls_watermark/d/t and has not"):
+        run._claim_check({"claim": {"run_id": "r1", "end": {"int": 5}}}, "r2")
+    with pytest.raises(SlsConfigError, match=r"must name it in \.partial\(\)"):
+        IncrementalRun(Incremental("n"), {"ti": ti, "task_state_store": {}}, None)
+
+
 def test_null_cursor_fails_or_is_skipped_with_a_warning(
     sls_conn: SlsEmulator, db: sqlite3.Connection, capsys: pytest.CaptureFixture
 ) -> None:
