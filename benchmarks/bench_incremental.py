@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _measure as m  # noqa: E402
-from benchmarks.bench_sql import MARIA, PG, drop_tables, maria, make_tables  # noqa: E402
+from benchmarks.bench_sql import MARIA, PG, drop_tables, make_tables, maria  # noqa: E402
 
 SPEED_TARGET = 0.9
 NOTHING_NEW_SECONDS = 2.0

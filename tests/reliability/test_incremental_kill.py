@@ -84,11 +84,12 @@ def test_kill_9_mid_run_then_retry_and_next_run(tmp_path: Path) -> None:
             with sqlite3.connect(warehouse) as db:
                 db.executemany("INSERT INTO events VALUES (?, ?)", [(i, "late") for i in range(301, 351)])
             (pid,) = cluster.query(
-                f"SELECT pid FROM task_instance WHERE dag_id = '{DAG_ID}' AND run_id = 'r1' AND state = 'running'"
+                f"SELECT pid FROM task_instance WHERE dag_id = '{DAG_ID}' AND run_id = 'r1' "
+                "AND state = 'running'"
             )[0]
             os.kill(pid, signal.SIGKILL)
             assert cluster.wait_run(DAG_ID, "r1", timeout=180) == ("r1", "success"), cluster.diagnostics()
-            ((tries,),) = cluster.query(f"SELECT try_number FROM task_instance WHERE run_id = 'r1'")
+            ((tries,),) = cluster.query("SELECT try_number FROM task_instance WHERE run_id = 'r1'")
             assert tries >= 2  # Airflow's retry, after the kill
             emu.faults.clear()
             cluster.cli("dags", "trigger", DAG_ID, "--run-id", "r2")
