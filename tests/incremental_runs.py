@@ -54,6 +54,10 @@ def as_backfill(on: bool) -> Iterator[None]:
     def create(*args: Any, session: Any, **kwargs: Any) -> Any:
         dr = original(*args, session=session, **kwargs)
         dr.run_type = DagRunType.BACKFILL_JOB
+        # A backfill of a daily schedule: the day from the logical date (dag.test() gives a manual
+        # run's interval, which is empty).
+        dr.data_interval_start = dr.logical_date
+        dr.data_interval_end = dr.logical_date + dt.timedelta(days=1)
         session.merge(dr)
         session.commit()
         return dr

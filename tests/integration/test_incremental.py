@@ -155,6 +155,42 @@ def test_clock_end_with_lag_catches_rows_committed_late(
     exactly_once(sls_conn, {"1", "2", "3", "4"})  # 5 is below run 1's end: no run exports it
 
 
+def test_backfill_exports_its_data_interval_and_the_asset_event_says_so(
+    sls_conn: SlsEmulator, db: sqlite3.Connection
+) -> None:
+    name = dag_id()
+    with DAG(name, schedule=dt.timedelta(days=1), start_date=DAY0, catchup=False) as dag:
+        SlsWebTrackingOperator(
+            task_id="export",
+            sql="SELECT id, at FROM events",
+            sql_conn_id="warehouse",
+            incremental=Incremental("at", order_by="id"),
+            retry=FAST_RETRY,
+        )
+    stamps = [(i, f"2026-01-0{1 + i // 4} {i % 4 * 6:02d}:00:00") for i in range(12)]  # 3 days, 4 a day
+    db.executemany("INSERT INTO events (id, at) VALUES (?, ?)", stamps)
+    assert run_day(dag, 5) == "success"  # incremental: [-, max), ids 0-10
+    key = f"sls_watermark/{name}/export"
+    assert watermarks(name)[key]["watermark"] == {"str": "2026-01-03 18:00:00"}
+    assert run_day(dag, 1, backfill=True) == "success"  # 2026-01-02's interval [01-02, 01-03)
+    assert watermarks(name)[key]["watermark"] == {"str": "2026-01-03 18:00:00"}
+    assert sorted(exports(sls_conn).values()) == [[str(i) for i in range(11)], ["4", "5", "6", "7"]]
+
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_dag_id == name)).all()
+        extras = sorted((e.extra["sls_incremental"] for e in events), key=lambda x: x["explicit"])
+    incremental, backfill = extras
+    assert incremental["start"] is None and incremental["end"] == "2026-01-03 18:00:00"
+    assert incremental["rows"] == 11 and incremental["watermark_moved"] and not incremental["explicit"]
+    assert backfill["start"] == "2026-01-02 00:00:00" and backfill["end"] == "2026-01-03 00:00:00"
+    assert backfill["rows"] == 4 and backfill["explicit"] and not backfill["watermark_moved"]
+    assert len({incremental["export_id"], backfill["export_id"]}) == 2
+
+
 def test_two_mapped_partitions_keep_separate_watermarks(
     sls_conn: SlsEmulator, db: sqlite3.Connection
 ) -> None:
