@@ -533,7 +533,10 @@ class IncrementalRun:
             if not window.explicit:
                 record = self._record()
                 claim = record.get("claim") or {}
-                if claim.get("run_id") != run_id:
+                last = record.get("last") or {}
+                # Its own claim, or none left because an earlier try of this run moved the watermark
+                # and died before it could say so (the window is read again: resume sends nothing).
+                if claim.get("run_id") != run_id and (claim or last.get("run_id") != run_id):
                     raise SlsConfigError(
                         f"incremental=: this run's window [{show(window.start)}, {show(window.end)}) of "
                         f"{self.key} was taken over by run {claim.get('run_id') or record.get('run_id')} "

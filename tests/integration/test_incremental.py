@@ -292,6 +292,44 @@ def test_a_run_in_progress_holds_its_window() -> None:
         IncrementalRun(Incremental("n"), {"ti": ti, "task_state_store": {}}, None)
 
 
+class Store(dict):
+    """Airflow's state stores in memory (JSON values)."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = json.loads(json.dumps(value))
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+def test_retries_read_the_first_tries_window(db: sqlite3.Connection) -> None:
+    from airflow.providers.sqlite.hooks.sqlite import SqliteHook
+
+    hook = SqliteHook(sqlite_conn_id="warehouse")
+    insert(db, [(1, 1, "eu"), (2, 2, "eu"), (3, 3, "eu")])
+    task, asset = Store(), Store()
+
+    def attempt(run_id: str = "r1") -> IncrementalRun:
+        ti = SimpleNamespace(dag_id="d", task_id="t", run_id=run_id, map_index=-1)
+        context = {"ti": ti, "task_state_store": task, "asset_state_store": {None: asset}}
+        return IncrementalRun(Incremental("n"), context, None)
+
+    first = attempt()
+    assert (first.decide(hook, "SELECT * FROM events", None).end, first.window.start) == (3, None)
+    insert(db, [(4, 9, "eu")])  # the source moves on between tries
+    assert attempt().decide(hook, "SELECT * FROM events", None).end == 3  # the same window
+    # A try that moved the watermark and died before marking its window done: the retry goes on.
+    undone = dict(task["sls_incremental_window"])
+    first.done({"rows": 2, "export_id": "e1"})
+    task["sls_incremental_window"] = undone
+    assert asset["sls_watermark/d/t"]["watermark"] == {"int": 3} and "claim" not in asset["sls_watermark/d/t"]
+    assert attempt().decide(hook, "SELECT * FROM events", None).end == 3
+    # Another run took the window over after this one failed: this one's retry sends nothing.
+    asset.set("sls_watermark/d/t", {"watermark": {"int": 3}, "claim": {"run_id": "r2", "end": {"int": 9}}})
+    with pytest.raises(SlsConfigError, match="was taken over by run r2 after this run failed"):
+        attempt().decide(hook, "SELECT * FROM events", None)
+
+
 def test_null_cursor_fails_or_is_skipped_with_a_warning(
     sls_conn: SlsEmulator, db: sqlite3.Connection, capsys: pytest.CaptureFixture
 ) -> None:
