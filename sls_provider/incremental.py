@@ -257,7 +257,11 @@ def window_query(
         bound = {}
         for name, value in values:
             setting = f"sls.{name}"
-            where.append(f"{col} {ops[name]} CAST(current_setting('{setting}') AS {pg_type})")
+            text = f"current_setting('{setting}')"
+            if isinstance(value, dt.datetime) and value.tzinfo is not None:
+                # As PostgreSQL compares a bound timestamptz with any column: in the session's zone.
+                text = f"CAST({text} AS timestamp with time zone)"
+            where.append(f"{col} {ops[name]} CAST({text} AS {pg_type})")
             bound[setting] = show(value)
     elif style in ("qmark", "format"):
         bound = dict(parameters) if named else list(parameters or ())  # type: ignore[arg-type]

@@ -127,3 +127,31 @@ def test_clock_end_minus_lag_on_timestamps(sls_conn: SlsEmulator, warehouse: tup
     end = decode_value(watermarks(dag.dag_id)[f"sls_watermark/{dag.dag_id}/export"]["watermark"])
     assert isinstance(end, dt.datetime) and (end.tzinfo is not None) == (kind == "postgres")
     exactly_once(sls_conn, {"1", "2"})  # 3 and 4 are within the lag: the next run's
+
+
+@pytest.mark.parametrize("reader", ["arrow", "dbapi"])
+def test_postgres_naive_timestamps_against_an_aware_window_in_the_session_zone(
+    sls_conn: SlsEmulator, monkeypatch: pytest.MonkeyPatch, scratch_tables: list, reader: str
+) -> None:
+    """A ``timestamp`` column and a window given in UTC: both readers compare in the session's zone
+    (here UTC+8), as PostgreSQL compares a bound timestamptz with a timestamp column."""
+    server = require(POSTGRES)
+    table = table_name("incr_tz")
+    server.execute(
+        f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, at TIMESTAMP)",
+        f"INSERT INTO {table} VALUES (1, '2026-01-02 07:00'), (2, '2026-01-02 09:00'), (3, '2026-01-03 09:00')",
+    )
+    scratch_tables.append((server, table))
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", server.airflow_conn(options="-c TimeZone=Asia/Shanghai"))
+    with DAG(f"incr_{uuid.uuid4().hex[:8]}", schedule=None, start_date=DAY0) as dag:
+        SlsWebTrackingOperator(
+            task_id="export",
+            sql=f"SELECT * FROM {table}",
+            sql_conn_id="warehouse",
+            sql_reader=reader,
+            incremental=Incremental("at"),
+            retry=FAST_RETRY,
+        )
+    window = {"start": "2026-01-02T00:00:00+00:00", "end": "2026-01-03T00:00:00+00:00"}
+    assert run_day(dag, 0, conf={"sls_window": window}) == "success"
+    assert list(exports(sls_conn).values()) == [["2"]]  # 07:00 at UTC+8 is the day before in UTC
