@@ -139,7 +139,8 @@ def test_postgres_naive_timestamps_against_an_aware_window_in_the_session_zone(
     table = table_name("incr_tz")
     server.execute(
         f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, at TIMESTAMP)",
-        f"INSERT INTO {table} VALUES (1, '2026-01-02 07:00'), (2, '2026-01-02 09:00'), (3, '2026-01-03 09:00')",
+        f"INSERT INTO {table} VALUES (1, '2026-01-02 07:00'), (2, '2026-01-02 09:00'), "
+        "(3, '2026-01-03 09:00')",
     )
     scratch_tables.append((server, table))
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", server.airflow_conn(options="-c TimeZone=Asia/Shanghai"))
