@@ -118,6 +118,19 @@ def watermarks(dag_id: str) -> dict[str, Any]:
     return {key: json.loads(value) for key, value in rows}
 
 
+def explicit_exports(dag_id: str) -> set[str]:
+    """Export ids of ``dag_id``'s runs with an explicit window (backfills, re-exports), from the
+    window their asset events carry."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_dag_id == dag_id)).all()
+        windows = [e.extra.get("sls_incremental") or {} for e in events]
+    return {w["export_id"] for w in windows if w.get("explicit")}
+
+
 def fresh_emulator(factory: Callable[..., Any], monkeypatch: Any) -> Any:
     """An emulator and ``sls_default`` on a logstore of its own: the logstore's asset (which keeps
     the watermarks) is then new too (Airflow deactivates an asset whose name another URI holds)."""

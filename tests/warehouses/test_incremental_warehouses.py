@@ -16,7 +16,15 @@ from sls_provider.emulator import SlsEmulator
 from sls_provider.incremental import decode_value
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from tests.conftest import FAST_RETRY
-from tests.incremental_runs import DAY0, exactly_once, exports, fresh_emulator, run_day, watermarks
+from tests.incremental_runs import (
+    DAY0,
+    exactly_once,
+    explicit_exports,
+    exports,
+    fresh_emulator,
+    run_day,
+    watermarks,
+)
 from tests.warehouses.conftest import MARIADB, POSTGRES, Server, require, table_name
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -91,7 +99,8 @@ def test_runs_backfill_and_late_rows_each_row_once(
         ["4", "5", "6", "7"],
         ["8"],
     ]
-    backfill = {e for e, ids in by_export.items() if ids == ["2", "3", "4", "5", "6"]}
+    backfill = explicit_exports(dag.dag_id)
+    assert [by_export[e] for e in backfill] == [["2", "3", "4", "5", "6"]]
     exactly_once(sls_conn, {str(i) for i in range(1, 9)}, skip=backfill.__contains__)
 
 
