@@ -69,7 +69,7 @@ def test_kill_9_mid_run_then_retry_and_next_run(tmp_path: Path) -> None:
     dag_file.write_text(DAG)
     with SlsEmulator() as emu:
         emu.create_logstore(PROJECT, LOGSTORE, web_tracking=True)
-        emu.faults.latency(0.3)  # 30 requests of 10 rows: about 9 s, time to kill it midway
+        emu.faults.latency(0.4)  # 30 requests of 10 rows: about 12 s, time to kill it midway
         env = {
             "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
             "AIRFLOW_CONN_SLS_DEFAULT": sls_connection(emu.endpoint),
