@@ -29,7 +29,15 @@ from sls_provider.core.errors import SlsConfigError, SlsInputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WINDOW_KEY", "Incremental", "IncrementalRun", "Window", "decide_end", "window_query"]
+__all__ = [
+    "WINDOW_KEY",
+    "Incremental",
+    "IncrementalRun",
+    "Window",
+    "decide_end",
+    "logstore_outlet",
+    "window_query",
+]
 
 #: Key of a run's window in ``context["task_state_store"]``.
 WINDOW_KEY = "sls_incremental_window"
@@ -277,10 +285,6 @@ def window_query(
     order = ", ".join(quote(c, dialect) for c in (column, *order_by))
     query = f"SELECT * FROM {subquery(sql, style, parameters)} WHERE {' AND '.join(where)} ORDER BY {order}"
     return query, bound
-
-
-def dbapi_style(dialect: str) -> str:
-    return "qmark" if dialect == "sqlite" else "format"
 
 
 @dataclass(frozen=True)
