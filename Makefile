@@ -57,7 +57,8 @@ test-ui: venv
 # The hook and operator in real DAG runs with every runtime dependency at its declared lower bound.
 test-oldest: $(MIN_VENV)/.installed
 	$(MIN_VENV)/bin/python -m pytest -n 2 -q -p no:cacheprovider \
-		tests/integration/test_operator_dag.py tests/integration/test_hook.py tests/reliability/test_dag_failures.py
+		tests/integration/test_operator_dag.py tests/integration/test_hook.py tests/reliability/test_dag_failures.py \
+		tests/integration/test_incremental_versions.py
 
 $(MIN_VENV)/.installed: requirements/oldest.txt $(STAMP)
 	rm -rf $(MIN_VENV)

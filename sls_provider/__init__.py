@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
         SlsSourceError,
     )
     from sls_provider.core.export import ExportSummary
+    from sls_provider.incremental import Incremental
 
 from sls_provider.connection_form import conn_fields, ui_field_behaviour
 
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "RetryPolicy": "sls_provider.core.client",
     "ExportSummary": "sls_provider.core.export",
+    "Incremental": "sls_provider.incremental",
     "SlsError": "sls_provider.core.errors",
     "SlsConfigError": "sls_provider.core.errors",
     "SlsEmptyExportError": "sls_provider.core.errors",
@@ -41,6 +43,7 @@ _LAZY = {
 
 __all__ = [  # a literal list, so linters and type checkers read it; tests keep it equal to _LAZY's keys
     "ExportSummary",
+    "Incremental",
     "RetryPolicy",
     "SlsConfigError",
     "SlsEmptyExportError",

@@ -24,6 +24,7 @@ PUBLIC_MODULES = [
     "sls_provider.core.options",
     "sls_provider.emulator",
     "sls_provider.hooks.web_tracking",
+    "sls_provider.incremental",
     "sls_provider.lineage",
     "sls_provider.operators.web_tracking",
     "sls_provider.partitions",
@@ -70,9 +71,21 @@ def test_every_error_class_is_exported() -> None:
     assert classes == set(ERRORS) == set(errors.__all__)
 
 
+#: What only the operator takes: importable from the top and from the operator's module.
+OPERATOR_NAMES = {"Incremental": "sls_provider.incremental"}
+
+
+def test_operator_names_are_importable_from_the_top_and_the_operator() -> None:
+    operator = importlib.import_module("sls_provider.operators.web_tracking")
+    for name, home in OPERATOR_NAMES.items():
+        obj = getattr(importlib.import_module(home), name)
+        assert getattr(sls_provider, name) is obj and getattr(operator, name) is obj
+        assert name in operator.__all__
+
+
 def test_top_level_lazy_names_are_exactly_the_exported_ones() -> None:
     assert set(sls_provider.__all__) == set(sls_provider._LAZY) | {"__version__", "get_provider_info"}
-    assert set(sls_provider._LAZY) == set(USER_NAMES)
+    assert set(sls_provider._LAZY) == set(USER_NAMES) | set(OPERATOR_NAMES)
     assert set(USER_NAMES) <= set(dir(sls_provider))
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         sls_provider.Nothing  # noqa: B018 - the attribute access is the test

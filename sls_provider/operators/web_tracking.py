@@ -32,13 +32,14 @@ from sls_provider.hooks.web_tracking import (
     SlsSourceError,
     SlsWebTrackingHook,
 )
+from sls_provider.incremental import Incremental, IncrementalRun, logstore_outlet
 from sls_provider.lineage import export_lineage
 from sls_provider.links import SlsLogsLink, logs_since, push_logs_link
 from sls_provider.metrics import emit_export_metrics
 from sls_provider.sources.frames import check_chunksize, dataframe_chunks
 from sls_provider.sources.readers import check_sql_reader, read_query
 
-__all__ = ["STATE_KEY", "RetryPolicy", "SlsWebTrackingOperator"]
+__all__ = ["STATE_KEY", "Incremental", "RetryPolicy", "SlsWebTrackingOperator"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -127,6 +128,9 @@ class SlsWebTrackingOperator(BaseOperator):
         ``None``: they are only counted and logged.
     :param max_bad_rows: rows of requests SLS refuses for their content (400) put aside in
         ``dead_letter`` while the export goes on; one more fails the task (``0``: the first does).
+    :param incremental: export only the rows new since the last successful run, by a cursor column
+        (:class:`~sls_provider.incremental.Incremental`; Airflow 3.3+, ``sql`` only). The watermark is
+        kept on the logstore's asset, which the operator adds to its outlets (docs/incremental.md).
     """
 
     template_fields: Sequence[str] = (
@@ -175,6 +179,7 @@ class SlsWebTrackingOperator(BaseOperator):
         stall_timeout: float | None = None,
         dead_letter: str | None = None,
         max_bad_rows: int = 0,
+        incremental: Incremental | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -209,6 +214,20 @@ class SlsWebTrackingOperator(BaseOperator):
             )
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise SlsConfigError(f"{self.task_id}: retry must be a RetryPolicy, got {type(retry).__name__}")
+        if incremental is not None:
+            if not isinstance(incremental, Incremental):
+                raise SlsConfigError(
+                    f"{self.task_id}: incremental must be an Incremental, got {type(incremental).__name__}"
+                )
+            if sql is None:
+                raise SlsConfigError(
+                    f"{self.task_id}: incremental= needs sql= (a query to bound by the cursor)"
+                )
+            #: the logstore's asset, which keeps the watermark: in the outlets, as Airflow requires
+            self.incremental_asset = logstore_outlet(self.outlets, sls_conn_id, project, logstore)
+            if self.incremental_asset not in self.outlets:
+                self.outlets = [*self.outlets, self.incremental_asset]
+        self.incremental = incremental
         # Every argument is kept as an attribute of the same name, as Airflow operators do.
         self.sls_conn_id = sls_conn_id
         self.project = project
@@ -271,9 +290,11 @@ class SlsWebTrackingOperator(BaseOperator):
         """The common.sql hook of ``sql_conn_id``."""
         return BaseHook.get_connection(str(self.sql_conn_id)).get_hook()
 
-    def _frames(self) -> Iterator[Any]:
+    def _frames(self, run: IncrementalRun | None = None) -> Iterator[Any]:
         if self.dataframe is not None:
             return dataframe_chunks(self.dataframe, self.chunksize)
+        if run is not None:
+            return run.frames(self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader)
         return read_query(
             self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader, self.log
         )
@@ -308,6 +329,10 @@ class SlsWebTrackingOperator(BaseOperator):
                 "sends every row again."
             )
         ti_key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}"
+        run = None
+        if self.incremental is not None:  # the window first: a run that must not export fails here
+            run = IncrementalRun(self.incremental, context, self.incremental_asset, self.log)
+            run.decide(self.sql_hook, str(self.sql), self.parameters)
         ledger = None
         if store is not None:
             ledger = self.hook.resume_ledger(
@@ -320,7 +345,7 @@ class SlsWebTrackingOperator(BaseOperator):
         link_id = export_id if self.trace_tags else None
         push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=False)
         summary = self.hook.export(
-            self._frames(),
+            self._frames(run),
             self.export_options,
             ledger,
             topic=self.topic,
@@ -331,16 +356,21 @@ class SlsWebTrackingOperator(BaseOperator):
             owner=ti_key,
         )
         push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=True)
+        result = summary.to_dict()
+        if run is not None:  # every request acknowledged: the watermark moves, the event says so
+            extra = run.done(result)
+            context["outlet_events"][self.incremental_asset].extra.update(extra)
+            result.update(extra)
         if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
             ledger.discard()
         emit_export_metrics(summary, dag_id=ti.dag_id, task_id=ti.task_id, logstore=self.hook.target.logstore)
         if not summary.rows:
-            self._nothing_sent(summary, context)
+            self._nothing_sent(summary, context, run.window if run is not None else None)
         # The export itself logged the summary ("SLS export done: ..."): not twice.
-        return summary.to_dict()
+        return result
 
-    def _nothing_sent(self, summary: ExportSummary, context: Context) -> None:
+    def _nothing_sent(self, summary: ExportSummary, context: Context, window: Any = None) -> None:
         """Say that the export sent no rows, naming what gave none; raise with ``fail_on_empty``.
         A task that exports an empty period would otherwise succeed unnoticed (see issue #22: a
         filter on ``{{ ds }}`` under a trigger timetable selects the day that has just begun)."""
@@ -351,6 +381,9 @@ class SlsWebTrackingOperator(BaseOperator):
             if self.parameters is not None:
                 what += f" with parameters {self.parameters!r}"
             what += f" on connection {self.sql_conn_id!r}"
+            if window is not None and self.incremental is not None:  # the window selected the rows
+                column = self.incremental.cursor_column
+                what += f" in the window {column} >= {window.start!r} and < {window.end!r}"
         if summary.skipped_rows:
             gave = f"gave {summary.skipped_rows:,} row(s), all skipped as oversize"
         else:
@@ -390,6 +423,8 @@ class SlsWebTrackingOperator(BaseOperator):
             "options": options,
             "chunksize": self.chunksize,
         }
+        if self.incremental is not None:  # not in the dict otherwise: existing ledgers stay valid
+            facts["incremental"] = repr(self.incremental)
         text = json.dumps(facts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -102,11 +102,15 @@ class PostgresArrowReader:
     """
 
     name = "arrow (adbc-driver-postgresql)"
+    #: how the window of an incremental export is bound: ADBC reads a query with bound parameters
+    #: whole (no COPY), so the bounds are session settings (:func:`sls_provider.incremental.window_query`)
+    paramstyle = "settings"
 
-    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None) -> None:
+    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None, parameters: Any = None) -> None:
         import adbc_driver_postgresql.dbapi as adbc
 
         self.sql = sql
+        self.settings: dict[str, str] = dict(parameters or {})
         self.conn = adbc.connect(postgres_uri(hook))
         self.cursor: Any = None
         self.zone: ZoneInfo | None = None
@@ -116,6 +120,7 @@ class PostgresArrowReader:
         Arrow reader cannot spell as the DB-API reader does."""
         self._read_only()
         zone = self._session_zone()  # before the query: its COPY holds the connection until read
+        self._apply_settings()
         self.cursor = self.conn.cursor()
         self.cursor.adbc_statement.set_options(
             **{"adbc.postgresql.batch_size_hint_bytes": str(POSTGRES_BATCH_BYTES)}
@@ -144,6 +149,18 @@ class PostgresArrowReader:
         finally:
             cursor.close()
         self.conn.commit()
+
+    def _apply_settings(self) -> None:
+        """Session settings the query reads with ``current_setting`` (bound, never in the SQL text)."""
+        if not self.settings:
+            return
+        cursor = self.conn.cursor()
+        try:
+            for name, value in self.settings.items():
+                cursor.execute("SELECT set_config($1, $2, false)", (name, value))
+                cursor.fetchall()
+        finally:
+            cursor.close()
 
     def _session_zone(self) -> ZoneInfo | str:
         """The session's zone (psycopg hands timestamptz over in it, ADBC in UTC), or its name if it
@@ -227,6 +244,8 @@ class MySqlArrowReader:
     """
 
     name = "arrow (connectorx)"
+    #: connectorx binds no parameters: no incremental window on this reader
+    paramstyle = None
 
     def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None) -> None:
         self.batch_rows = min(batch_rows or 10_000, 10_000)

@@ -87,10 +87,13 @@ class MySqlClientArrowReader:
     """
 
     name = "arrow (mysqlclient)"
+    #: how the window of an incremental export is bound (:func:`sls_provider.incremental.window_query`)
+    paramstyle = "format"
 
-    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None) -> None:
+    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None, parameters: Any = None) -> None:
         self.hook = hook
         self.sql = sql
+        self.parameters = parameters
         self.batch_rows = min(batch_rows or BATCH_ROWS, BATCH_ROWS)
         self.conn: Any = None
         self.result: Any = None
@@ -109,6 +112,13 @@ class MySqlClientArrowReader:
         encoding = str(conn.character_set_name()).lower()
         utf8 = encoding.startswith("utf8")
         encoding = "utf-8" if utf8 else _ENCODINGS.get(encoding, encoding)
+        if self.parameters is not None:
+            # Bound by mysqlclient itself, as its cursor's execute() does (it escapes client-side).
+            binder = conn.cursor()
+            try:
+                self.sql = binder.mogrify(self.sql, self.parameters)
+            finally:
+                binder.close()
         conn.query(self.sql.encode(conn.encoding) if isinstance(self.sql, str) else self.sql)
         # A converter entry of (BINARY, bytes) for every type: each field's converter is then ``bytes``
         # exactly where mysqlclient sees a binary string (charset 63; field_flags() alone cannot tell

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.util import find_spec
 from typing import Any
 
@@ -69,7 +69,12 @@ MISSING = {
 }
 
 
-def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str]:
+#: ``bind(paramstyle)`` -> ``(sql, parameters)``: an incremental export's windowed query, written for the
+#: reader that runs it (:func:`sls_provider.incremental.window_query`).
+Bind = Callable[[str], tuple[str, Any]]
+
+
+def _arrow_reader(hook: Any, parameters: Any, sql_reader: str, windowed: bool = False) -> tuple[Any, str]:
     """The Arrow reader class for ``hook``, or ``None`` and why not."""
     conn_type = str(getattr(hook, "conn_type", "") or "")
     reader: Any
@@ -93,6 +98,8 @@ def _arrow_reader(hook: Any, parameters: Any, sql_reader: str) -> tuple[Any, str
         )
     if parameters is not None:
         return None, "the query has parameters, which the DB-API driver binds in its own paramstyle"
+    if windowed and reader.paramstyle is None:
+        return None, f"{reader.name} cannot bind the incremental window's bounds"
     if reader is SqliteArrowReader:
         return reader, "sqlite3's rows go straight to Arrow columns, without a pandas frame"
     if reader is MySqlClientArrowReader:
@@ -119,14 +126,22 @@ def read_query(
     chunksize: int,
     sql_reader: str = "auto",
     logger: logging.Logger | Any = log,
+    bind: Bind | None = None,
 ) -> Iterator[Any]:
     """Chunks of ``chunksize`` rows of ``sql``'s result (Arrow tables or pandas frames), read on their
-    own thread by the reader ``sql_reader`` asks for (see the module doc)."""
+    own thread by the reader ``sql_reader`` asks for (see the module doc).
+
+    :param bind: an incremental export's window: called with the chosen reader's paramstyle, it
+        gives the query that reader runs and its parameters (``sql`` and ``parameters`` then only
+        choose the reader).
+    """
     check_sql_reader(sql_reader)
     # Both readers refuse the same statements, before any connection is opened.
     check_read_only(sql)
     reader_class, why = (
-        (None, "sql_reader='dbapi'") if sql_reader == "dbapi" else _arrow_reader(hook, parameters, sql_reader)
+        (None, "sql_reader='dbapi'")
+        if sql_reader == "dbapi"
+        else _arrow_reader(hook, parameters, sql_reader, bind is not None)
     )
     if reader_class is None and sql_reader == "arrow":
         raise SlsConfigError(f"sql_reader='arrow' cannot be used: {why}")
@@ -134,7 +149,11 @@ def read_query(
     name = "dbapi"
     if reader_class is not None:
         try:
-            arrow = reader_class(hook, sql, batch_rows=chunksize)
+            if bind is None:
+                arrow = reader_class(hook, sql, batch_rows=chunksize)
+            else:
+                bound_sql, bound = bind(reader_class.paramstyle)
+                arrow = reader_class(hook, bound_sql, batch_rows=chunksize, parameters=bound)
             try:
                 batches = arrow.open()
             except BaseException:
@@ -152,6 +171,8 @@ def read_query(
             name = arrow.name
             source = _arrow_chunks(arrow, batches, chunksize)
     if source is None:
+        if bind is not None:
+            sql, parameters = bind("qmark" if str(getattr(hook, "conn_type", "")) == "sqlite" else "format")
         source = stream_query(hook, sql, parameters, chunksize)
     # A warning when a declared dependency is missing: the install is not the one the docs give.
     log_at = logger.warning if why in MISSING.values() else logger.info

@@ -55,9 +55,12 @@ class SqliteArrowReader:
     """
 
     name = "arrow (sqlite3)"
+    #: how the window of an incremental export is bound (:func:`sls_provider.incremental.window_query`)
+    paramstyle = "qmark"
 
-    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None) -> None:
+    def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None, parameters: Any = None) -> None:
         self.sql = sql
+        self.parameters = parameters
         self.hook = hook
         self.batch_rows = min(batch_rows or BATCH_ROWS, BATCH_ROWS)
         self._reading: Iterator[pa.RecordBatch] | None = None
@@ -73,7 +76,10 @@ class SqliteArrowReader:
                 raise SlsInputError(f"The sqlite connection's driver is {driver_name(conn)}, not sqlite3")
             read_only_session(conn, "sqlite3")
             cursor = conn.cursor()
-            cursor.execute(self.sql)
+            if self.parameters is None:
+                cursor.execute(self.sql)
+            else:
+                cursor.execute(self.sql, self.parameters)
             if cursor.description is None:
                 raise SlsInputError("The sql returned no result set (is it a SELECT?)")
             names = [column[0] for column in cursor.description]

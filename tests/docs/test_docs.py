@@ -52,7 +52,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 
@@ -637,6 +637,19 @@ def check_operator_params(table: Table) -> None:
         assert (row[2] == "yes") == (name in SlsWebTrackingOperator.template_fields), where(table, row)
 
 
+def check_incremental_fields(table: Table) -> None:
+    from sls_provider import Incremental
+
+    documented = _documented(table)
+    defaults = {f.name: f.default for f in fields(Incremental)}
+    assert set(documented) == set(defaults), "Incremental fields documented != the dataclass"
+    for name, row in documented.items():
+        if row[1] == "(required)":
+            assert defaults[name] is MISSING, where(table, row)
+        else:
+            assert _literal(row[1]) == defaults[name], where(table, row)
+
+
 def check_hook_params(table: Table) -> None:
     from sls_provider.hooks.web_tracking import SlsWebTrackingHook
 
@@ -753,6 +766,7 @@ TABLE_CHECKS: dict[str, Callable[[Table], None]] = {
     "keys": check_keys,
     "endpoints": check_endpoints,
     "operator-params": check_operator_params,
+    "incremental-fields": check_incremental_fields,
     "hook-params": check_hook_params,
     "export-options": check_export_options,
     "summary": check_summary,

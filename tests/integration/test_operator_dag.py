@@ -16,8 +16,16 @@ import pytest
 from airflow.sdk import DAG, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from sls_provider import RetryPolicy, SlsConfigError, SlsEmptyExportError, SlsError, SlsInputError
+from sls_provider import (
+    Incremental,
+    RetryPolicy,
+    SlsConfigError,
+    SlsEmptyExportError,
+    SlsError,
+    SlsInputError,
+)
 from sls_provider.emulator import SlsEmulator
+from sls_provider.lineage import logstore_asset
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from tests.conftest import FAST_RETRY, LOGSTORE, PROJECT, content
 from tests.dagrun import START, run
@@ -264,12 +272,15 @@ def test_every_argument_is_an_attribute_of_the_same_name() -> None:
         "sql_reader": "dbapi",
         "dead_letter": "file:///tmp/dead-letters",
         "max_bad_rows": 10,
+        "incremental": Incremental("id"),
     }
     names = [
         n for n, p in inspect.signature(SlsWebTrackingOperator.__init__).parameters.items() if n != "self"
     ]
     assert set(names) - {"kwargs"} == set(given) | {"dataframe"}  # a new argument must be added here too
-    op = SlsWebTrackingOperator(task_id="t", **given)
+    # With incremental=, the logstore's asset (given: no connection "sls_other" here) is an outlet.
+    asset = logstore_asset(endpoint="http://127.0.0.1:9090", project="proj", logstore="store")
+    op = SlsWebTrackingOperator(task_id="t", outlets=[asset], **given)
     assert {name: getattr(op, name) for name in given} == given
     frame = pd.DataFrame({"a": [1]})
     assert SlsWebTrackingOperator(task_id="t2", dataframe=frame).dataframe is frame
