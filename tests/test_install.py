@@ -13,7 +13,7 @@ import tomllib
 from sls_provider.sources import readers
 
 ROOT = Path(__file__).resolve().parent.parent
-#: What auto's PostgreSQL Arrow reader imports (sources/arrow.py).
+#: What auto's PostgreSQL Arrow reader imports (sources/adbc_postgres.py).
 POSTGRES_ARROW = {"adbc-driver-postgresql", "adbc-driver-manager", "pyarrow"}
 
 

@@ -30,7 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sls_provider.sources.arrow import Unfaithful, mysql_bool_text, numeric_text, text_array
+from sls_provider.sources import mysql_types as field_type
+from sls_provider.sources.arrow import mysql_bool_text, numeric_text, text_array
+from sls_provider.sources.reader import ArrowReader, SourceHook, Unfaithful
 from sls_provider.sources.sql import abort, read_only_session, set_net_write_timeout
 from sls_provider.sources.types import description_fixes, keep_date_text
 
@@ -39,13 +41,6 @@ from sls_provider.sources.types import description_fixes, keep_date_text
 #: ``chunksize`` (wide rows) makes the batches that small too.
 BATCH_ROWS = 16_384
 
-# MySQL protocol field types and flags (MySQLdb.constants.FIELD_TYPE, FLAG).
-_DECIMAL, _TINY, _FLOAT, _DOUBLE, _TIMESTAMP, _DATE, _DATETIME, _NEWDECIMAL = 0, 1, 4, 5, 7, 10, 12, 246
-_INTS = {1, 2, 3, 8, 9, 13}  # TINY, SHORT, LONG, LONGLONG, INT24, YEAR
-#: Types mysqlclient hands to a converter as ``str`` (the rest as ``bytes``): ``_mysql_field_to_python``.
-_STR_ARGUMENT = {0, 246, 7, 12, 11, 10}
-_UNSIGNED, _BINARY = 32, 128
-_CHARSET_BINARY = 63
 # Python codecs for the charsets mysqlclient names differently (``_get_encoding`` in _mysql.c).
 _ENCODINGS = {"latin1": "cp1252", "koi8r": "koi8_r", "koi8u": "koi8_u"}
 
@@ -73,12 +68,12 @@ def _python(converter: Any, type_code: int, encoding: str) -> Convert:
         return lambda raw: raw
     if converter is int:
         return int
-    if type_code in _STR_ARGUMENT:
+    if type_code in field_type.STR_ARGUMENT:
         return lambda raw: converter(raw.decode("utf-8"))
     return converter  # type: ignore[no-any-return]
 
 
-class MySqlClientArrowReader:
+class MySqlClientArrowReader(ArrowReader):
     """Streams a query's result from MySQL/MariaDB through the hook's mysqlclient connection.
 
     :param hook: a ``MySqlHook`` whose client is mysqlclient (``MySQLdb``).
@@ -89,6 +84,16 @@ class MySqlClientArrowReader:
     name = "arrow (mysqlclient)"
     #: how the window of an incremental export is bound (:func:`sls_provider.incremental.window_query`)
     paramstyle = "format"
+    conn_types = ("mysql",)
+    clients = ("mysqlclient",)
+    package = "MySQLdb"
+
+    @classmethod
+    def why(cls, source: SourceHook) -> str:
+        return (
+            f"{cls.name} streams the hook's mysqlclient connection (use_result, raw text into Arrow, "
+            f"batches of up to {BATCH_ROWS:,} rows)"
+        )
 
     def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None, parameters: Any = None) -> None:
         self.hook = hook
@@ -123,7 +128,7 @@ class MySqlClientArrowReader:
         # A converter entry of (BINARY, bytes) for every type: each field's converter is then ``bytes``
         # exactly where mysqlclient sees a binary string (charset 63; field_flags() alone cannot tell
         # those from text in a _bin collation), and every value arrives as the server's raw bytes.
-        probe = {code: [(_BINARY, bytes)] for code in range(256)}
+        probe = {code: [(field_type.BINARY, bytes)] for code in range(256)}
         self.result = result = _mysql.result(conn, 1, probe)
         description = result.describe()
         if not description:
@@ -135,7 +140,7 @@ class MySqlClientArrowReader:
         for i, (column, raw_flags, marker) in enumerate(
             zip(description, result.field_flags(), result.converter, strict=True)
         ):
-            flags = (raw_flags | _BINARY) if marker is bytes else (raw_flags & ~_BINARY)
+            flags = (raw_flags | field_type.BINARY) if marker is bytes else (raw_flags & ~field_type.BINARY)
             type_code = column[1]
             converter = _choose(conn.converter.get(type_code), flags)
             fix = fixes.get(i)
@@ -164,9 +169,6 @@ class MySqlClientArrowReader:
             del values, flat
             yield pa.RecordBatch.from_arrays(arrays, names=names)
         self.done = True
-
-    def fix(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        return batch  # each column is already in the DB-API reader's spelling
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
@@ -203,25 +205,25 @@ def _native(
     """The Arrow conversion of a column's raw text that spells as the DB-API reader's value does, or
     ``None`` where only the value-by-value path does: a converter other than mysqlclient's own for the
     type, or a fix of :mod:`~sls_provider.sources.types` other than the boolean's."""
-    if type_code in _INTS and converter is int:
+    if type_code in field_type.INTEGERS and converter is int:
         if fix is not None:
             if size != 1:
                 return None
             return lambda raw: mysql_bool_text(raw.cast(pa.string()).cast(pa.int64()))
-        kind = pa.uint64() if flags & _UNSIGNED else pa.int64()
+        kind = pa.uint64() if flags & field_type.UNSIGNED else pa.int64()
         return lambda raw: raw.cast(pa.string()).cast(kind)
     if fix is not None:
         return None
-    if type_code in (_DOUBLE, _FLOAT) and converter is float:
+    if type_code in (field_type.DOUBLE, field_type.FLOAT) and converter is float:
         return lambda raw: raw.cast(pa.string()).cast(pa.float64())
-    if type_code in (_DECIMAL, _NEWDECIMAL) and converter is Decimal:
+    if type_code in (field_type.DECIMAL, field_type.NEWDECIMAL) and converter is Decimal:
         return lambda raw: numeric_text(raw.cast(pa.string()))
-    if type_code in (_DATE, _DATETIME, _TIMESTAMP) and converter is not None:
+    if type_code in (field_type.DATE, field_type.DATETIME, field_type.TIMESTAMP) and converter is not None:
         # keep_date_text wrapped mysqlclient's parser (as ``.parse``): the cast stands for it only
         # where the parser inside is mysqlclient's default one.
         if getattr(converter, "parse", converter) is not defaults.get(type_code):
             return None
-        return _date_cast(type_code == _DATE)
+        return _date_cast(type_code == field_type.DATE)
     if converter is str and utf8:
         return lambda raw: raw.cast(pa.string())
     if converter is None or converter is bytes:

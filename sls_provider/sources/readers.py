@@ -1,13 +1,14 @@
 """Which reader runs a query, and the thread that reads ahead of the encoder.
 
-``sql_reader="auto"`` takes the Arrow reader where one exists for the connection, its driver is
-installed and its memory is bounded: PostgreSQL's ADBC (:mod:`sls_provider.sources.arrow`, a runtime
+``sql_reader="auto"`` takes the first Arrow reader of :data:`READERS` (each an
+:class:`~sls_provider.sources.reader.ArrowReader`) that reads the connection, whose driver is installed
+and whose memory is bounded: PostgreSQL's ADBC (:mod:`sls_provider.sources.adbc_postgres`, a runtime
 dependency: without it, as after ``pip install --no-deps``, a warning says what that costs) and,
 for MySQL/MariaDB through mysqlclient (the mysql hook's default client), the hook's own connection
 read as raw text into Arrow (:mod:`sls_provider.sources.mysql_arrow`; no extra
 needed), and SQLite's rows built into Arrow columns (:mod:`sls_provider.sources.sqlite_arrow`).
-connectorx, which reads ahead without a memory bound (:data:`CONNECTORX_UNBOUNDED`), is used only
-with ``sql_reader="arrow"`` on a MySQL connection of another client. The DB-API reader
+connectorx (:mod:`sls_provider.sources.connectorx_mysql`), which reads ahead without a memory bound,
+is used only with ``sql_reader="arrow"`` on a MySQL connection of another client. The DB-API reader
 (:mod:`sls_provider.sources.sql`) runs otherwise, and for a query whose columns include a type the
 Arrow reader does not spell as the DB-API reader does. ``"arrow"`` fails instead of falling back;
 ``"dbapi"`` always reads through the hook's DB-API connection. Either way one log line says which
@@ -27,8 +28,11 @@ from importlib.util import find_spec
 from typing import Any
 
 from sls_provider.core.errors import SlsConfigError, SlsError, SlsSourceError
-from sls_provider.sources.arrow import MySqlArrowReader, PostgresArrowReader, Unfaithful, rechunk
-from sls_provider.sources.mysql_arrow import BATCH_ROWS, MySqlClientArrowReader
+from sls_provider.sources.adbc_postgres import PostgresArrowReader
+from sls_provider.sources.arrow import rechunk
+from sls_provider.sources.connectorx_mysql import MySqlArrowReader
+from sls_provider.sources.mysql_arrow import MySqlClientArrowReader
+from sls_provider.sources.reader import ArrowReader, SourceHook, Unfaithful
 from sls_provider.sources.sql import check_read_only, stream_query
 from sls_provider.sources.sqlite_arrow import SqliteArrowReader
 
@@ -46,15 +50,14 @@ def check_sql_reader(sql_reader: str) -> str:
     return sql_reader
 
 
-#: Why ``auto`` does not take connectorx (which reads only a MySQL connection whose client is not
-#: mysqlclient: mysqlclient's has :class:`~sls_provider.sources.mysql_arrow.MySqlClientArrowReader`):
-#: its ``arrow_stream`` reads ahead without a bound when the export is slower than the query (as it is
-#: when sending is throttled), so memory grows with the result: +250 MB from 300,000 to 3,000,000 rows
-#: in ``benchmarks/bench_memory.py``, against +30 MB for the DB-API reader. ``sql_reader="arrow"``
-#: still uses it, for a result that fits in memory.
-CONNECTORX_UNBOUNDED = (
-    "connectorx reads ahead without a memory bound when the export is slower than the query; "
-    "sql_reader='arrow' uses it anyway"
+#: The Arrow readers, in order of preference: the first that reads the connection, whose package is
+#: installed and (for ``auto``) whose memory is bounded, runs the query. A new reader is one module
+#: (an :class:`~sls_provider.sources.reader.ArrowReader`) and its line here.
+READERS: tuple[type[ArrowReader], ...] = (
+    SqliteArrowReader,
+    PostgresArrowReader,
+    MySqlClientArrowReader,
+    MySqlArrowReader,
 )
 
 
@@ -75,48 +78,31 @@ Bind = Callable[[str], tuple[str, Any]]
 
 
 def _arrow_reader(hook: Any, parameters: Any, sql_reader: str, windowed: bool = False) -> tuple[Any, str]:
-    """The Arrow reader class for ``hook``, or ``None`` and why not."""
-    conn_type = str(getattr(hook, "conn_type", "") or "")
-    reader: Any
-    package: str | None
-    if conn_type == "sqlite":
-        reader, package = SqliteArrowReader, None  # the standard library's sqlite3
-    elif conn_type == "postgres":
-        reader, package = PostgresArrowReader, "adbc_driver_postgresql"
-    elif conn_type == "mysql":
-        if _mysql_client(hook) == "mysqlclient":
-            reader, package = MySqlClientArrowReader, "MySQLdb"
-        elif sql_reader == "auto":
-            return None, CONNECTORX_UNBOUNDED
+    """The Arrow reader class for ``hook`` (the first of :data:`READERS` that ``sql_reader`` may take),
+    or ``None`` and why not."""
+    source = SourceHook(hook)
+    reader: type[ArrowReader] | None = None
+    why_not = None
+    for candidate in READERS:
+        if candidate.can_read(source) is not None:
+            continue
+        if candidate.unbounded is not None and sql_reader == "auto":
+            why_not = why_not or candidate.unbounded
+        elif candidate.package is not None and find_spec(candidate.package) is None:
+            why_not = why_not or MISSING.get(
+                candidate.package,
+                f"{candidate.package} is not installed (pip install 'airflow-provider-sls[arrow]')",
+            )
         else:
-            reader, package = MySqlArrowReader, "connectorx"
-    else:
-        return None, f"no Arrow reader for {conn_type or type(hook).__name__} connections"
-    if package is not None and find_spec(package) is None:
-        return None, MISSING.get(
-            package, f"{package} is not installed (pip install 'airflow-provider-sls[arrow]')"
-        )
+            reader = candidate
+            break
+    if reader is None:
+        return None, why_not or f"no Arrow reader for {source.conn_type or type(hook).__name__} connections"
     if parameters is not None:
         return None, "the query has parameters, which the DB-API driver binds in its own paramstyle"
     if windowed and reader.paramstyle is None:
         return None, f"{reader.name} cannot bind the incremental window's bounds"
-    if reader is SqliteArrowReader:
-        return reader, "sqlite3's rows go straight to Arrow columns, without a pandas frame"
-    if reader is MySqlClientArrowReader:
-        return reader, (
-            f"{reader.name} streams the hook's mysqlclient connection (use_result, raw text into Arrow, "
-            f"batches of up to {BATCH_ROWS:,} rows)"
-        )
-    return reader, f"{reader.name} reads {conn_type} natively"
-
-
-def _mysql_client(hook: Any) -> str:
-    """The MySQL hook's client library: ``mysqlclient`` (its default) or ``mysql-connector-python``."""
-    try:
-        conn = hook.get_connection(getattr(hook, hook.conn_name_attr))
-        return str(conn.extra_dejson.get("client") or "mysqlclient")
-    except Exception:  # noqa: BLE001 - not a MySqlHook as we know it: the reader checks the connection
-        return "mysqlclient"
+    return reader, reader.why(source)
 
 
 def read_query(

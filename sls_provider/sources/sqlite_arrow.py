@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from sls_provider.core.errors import SlsInputError
 from sls_provider.sources.arrow import text_array
+from sls_provider.sources.reader import ArrowReader, SourceHook
 from sls_provider.sources.sql import driver_name, read_only_session
 
 #: Rows a batch, at most: about a chunk's worth, so that what the read-ahead holds stays a few chunks
@@ -43,7 +44,7 @@ def rows_to_batch(rows: list[tuple], names: list[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-class SqliteArrowReader:
+class SqliteArrowReader(ArrowReader):
     """Streams a query's result from SQLite (the hook's own ``sqlite3`` connection, read-only).
 
     ``sqlite3`` objects belong to the thread that made them, and rows are read on the read-ahead
@@ -57,6 +58,11 @@ class SqliteArrowReader:
     name = "arrow (sqlite3)"
     #: how the window of an incremental export is bound (:func:`sls_provider.incremental.window_query`)
     paramstyle = "qmark"
+    conn_types = ("sqlite",)  # the standard library's sqlite3: no package to check
+
+    @classmethod
+    def why(cls, source: SourceHook) -> str:
+        return "sqlite3's rows go straight to Arrow columns, without a pandas frame"
 
     def __init__(self, hook: Any, sql: str, *, batch_rows: int | None = None, parameters: Any = None) -> None:
         self.sql = sql
@@ -88,9 +94,6 @@ class SqliteArrowReader:
             conn.rollback()  # the statement only read; whatever else it did is undone
         finally:
             conn.close()
-
-    def fix(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        return batch
 
     def close(self) -> None:
         # Called on the reading thread when it stops (readers._arrow_chunks): closing the generator

@@ -48,12 +48,10 @@ from typing import Any
 import pandas as pd
 
 from sls_provider.core.values import to_text
+from sls_provider.sources import mysql_types as field_type
 
 Fix = Callable[[Any], Any]
 
-# MySQL protocol field types (MySQLdb.constants.FIELD_TYPE, pymysql.constants.FIELD_TYPE).
-_MYSQL_TINY, _MYSQL_TIME, _MYSQL_BIT, _MYSQL_JSON = 1, 11, 16, 245
-_MYSQL_TIMESTAMP, _MYSQL_DATE, _MYSQL_DATETIME, _MYSQL_NEWDATE = 7, 10, 12, 14
 # PostgreSQL type oids: json, jsonb and their arrays.
 _PG_JSON, _PG_JSONB, _PG_JSON_ARRAY, _PG_JSONB_ARRAY = 114, 3802, 199, 3807
 MYSQL_DRIVERS = ("MySQLdb", "pymysql", "mysql")  # ``mysql`` is mysql-connector-python
@@ -94,7 +92,7 @@ def keep_date_text(conn: Any, driver: str) -> None:
     """
     if driver != "MySQLdb":
         return
-    for type_code in (_MYSQL_TIMESTAMP, _MYSQL_DATE, _MYSQL_DATETIME, _MYSQL_NEWDATE):
+    for type_code in field_type.DATES:
         parse = conn.converter.get(type_code)
         if parse is not None:
             conn.converter[type_code] = _text_if_unparsed(parse)
@@ -219,13 +217,13 @@ def description_fixes(driver: str, description: Sequence[Sequence[Any]]) -> dict
         # internal_size is the declared display width: 1 for TINYINT(1)/BOOLEAN and BIT(1).
         # mysql-connector-python does not report it (None): its TINYINT(1) stay integers.
         size = column[3] if len(column) > 3 else None
-        if type_code == _MYSQL_TINY and size == 1:
+        if type_code == field_type.TINY and size == 1:
             fixes[i] = mysql_bool
-        elif type_code == _MYSQL_BIT and driver != "mysql":
+        elif type_code == field_type.BIT and driver != "mysql":
             fixes[i] = mysql_bit if size == 1 else mysql_bits
-        elif type_code == _MYSQL_TIME:
+        elif type_code == field_type.TIME:
             fixes[i] = mysql_time
-        elif type_code == _MYSQL_JSON:
+        elif type_code == field_type.JSON:
             fixes[i] = mysql_json
     return fixes
 

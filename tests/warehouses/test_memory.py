@@ -182,7 +182,7 @@ def test_postgres_arrow_batches_are_about_a_chunk(
     peak grow with the table (+84 MiB from 300,000 to 3,000,000 rows); batches of ~1 MiB keep it flat."""
     from airflow.sdk import BaseHook
 
-    from sls_provider.sources.arrow import POSTGRES_BATCH_BYTES, PostgresArrowReader
+    from sls_provider.sources.adbc_postgres import POSTGRES_BATCH_BYTES, PostgresArrowReader
 
     monkeypatch.setenv("AIRFLOW_CONN_MEM_BATCH", postgres.airflow_conn())
     hook = BaseHook.get_connection("mem_batch").get_hook()
