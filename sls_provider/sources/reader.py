@@ -73,9 +73,8 @@ class ArrowReader(ABC):
     def can_read(cls, source: SourceHook) -> str | None:
         """``None`` if it reads ``source``'s connection, else why not."""
         if source.conn_type not in cls.conn_types:
-            return (
-                f"it reads {' and '.join(cls.conn_types)} connections, not {source.conn_type or 'this'} ones"
-            )
+            other = f"not {source.conn_type} ones" if source.conn_type else "the hook has no connection type"
+            return f"it reads {' and '.join(cls.conn_types)} connections, {other}"
         if cls.clients is not None and source.client not in cls.clients:
             return f"it reads through {' or '.join(cls.clients)}, the connection's client is {source.client}"
         return None

@@ -199,7 +199,9 @@ def test_each_reader_says_why_it_cannot_read_a_connection() -> None:
     connector = SourceHook(FakeHook("mysql", client="mysql-connector-python"))
     assert PostgresArrowReader.can_read(postgres) is None
     assert PostgresArrowReader.can_read(mysql) == "it reads postgres connections, not mysql ones"
-    assert SqliteArrowReader.can_read(SourceHook(_NotAHook())) == "it reads sqlite connections, not this ones"
+    assert SqliteArrowReader.can_read(SourceHook(_NotAHook())) == (
+        "it reads sqlite connections, the hook has no connection type"
+    )
     assert MySqlClientArrowReader.can_read(mysql) is None
     assert MySqlClientArrowReader.can_read(connector) == (
         "it reads through mysqlclient, the connection's client is mysql-connector-python"
