@@ -36,6 +36,7 @@ from sls_provider.core.errors import (
     SlsRequestError,
     SlsRetryableError,
     SlsServiceError,
+    SlsStoppedError,
 )
 from sls_provider.core.pack import Request
 from sls_provider.core.reasons import (
@@ -47,6 +48,7 @@ from sls_provider.core.reasons import (
     status_words,
     transport_reason,
 )
+from sls_provider.core.stop import StopSignal
 from sls_provider.core.trydeadline import Try, watch_pool
 
 log = logging.getLogger(__name__)
@@ -290,20 +292,29 @@ class WebTrackingClient:
         return headers
 
     def post_once(
-        self, request: Request, payload: bytes, headers: dict[str, str], *, until: float | None = None
+        self,
+        request: Request,
+        payload: bytes,
+        headers: dict[str, str],
+        *,
+        until: float | None = None,
+        stop: StopSignal | None = None,
     ) -> str | None:
         """One try, abandoned after ``2 * timeout`` (or at ``until``, a ``time.monotonic()`` value,
-        if sooner). Returns the request id, or raises a classified :class:`SlsServiceError`."""
+        if sooner, or a short grace after ``stop`` is set). Returns the request id, or raises a
+        classified :class:`SlsServiceError`."""
         limit = 2 * self.timeout
         deadline = time.monotonic() + limit if until is None else min(time.monotonic() + limit, until)
-        with Try(deadline) as attempt:
+        with Try(deadline, stop) as attempt:
             try:
                 response = self._pool.urlopen(
                     "POST", self.target.track_url, body=payload, headers=headers, preload_content=True
                 )
             except urllib3.exceptions.HTTPError as err:
-                if attempt.expired:
+                if attempt.expired and attempt.sent:
                     raise self._abandoned(request, attempt) from err
+                # Never sent: what stopped the connection (refused, unreachable) is the news, even
+                # when the limit came first.
                 raise self._no_answer(request, err, sent=attempt.sent) from err
         if attempt.expired:
             # The socket was shut down mid-answer: what was read may be a truncated answer.
@@ -347,6 +358,7 @@ class WebTrackingClient:
         controller: SendController | None = None,
         on_retry: Callable[[SlsServiceError], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        stop: StopSignal | None = None,
     ) -> Sent:
         """Compress and send ``request``, retrying transient failures; raise the last error if they
         run out, or at once for a final one.
@@ -360,6 +372,9 @@ class WebTrackingClient:
             (paces every attempt); ``None``: one for this request alone.
         :param on_retry: called with the error before each retry (for counting and logging).
         :param sleep: how to wait (tests pass a fake).
+        :param stop: the export's stop signal: once set, no try starts, a wait (backoff, pacing,
+            throttling) ends at once, and the running try is cut after a short grace; raises
+            :class:`SlsStoppedError` (``sent`` says whether a try of this request went out).
         """
         payload = compress(request.body, self.compress_type)
         headers = self._headers(len(request.body))
@@ -369,17 +384,30 @@ class WebTrackingClient:
         throttled = 0.0  # seconds of this request spent refused for quota: not on the deadline
         faults = 0
         throttled_at: float | None = None
+        tried = False
+
+        def pause(seconds: float) -> None:
+            if stop is None:
+                sleep(seconds)
+            elif stop.wait(seconds):
+                raise self._stopped(request, stop, tried)
+
         while True:
-            sent_at = controller.acquire(len(payload), sleep)
+            sent_at = controller.acquire(len(payload), pause)
             if throttled_at is not None:
                 throttled += sent_at - throttled_at
                 throttled_at = None
+            if stop is not None and stop.is_set():
+                raise self._stopped(request, stop, tried)
+            tried = True
             try:
                 # A running try is cut at the deadline too (time spent throttled does not count).
                 request_id = self.post_once(
-                    request, payload, headers, until=started + throttled + policy.deadline
+                    request, payload, headers, until=started + throttled + policy.deadline, stop=stop
                 )
             except SlsRetryableError as error:
+                if stop is not None and stop.is_set():
+                    raise self._stopped(request, stop, tried) from error
                 now = time.monotonic()
                 left = policy.deadline - (now - started - throttled)
                 # Retry-After never outlasts the deadline (nor is an absurd value obeyed).
@@ -398,10 +426,20 @@ class WebTrackingClient:
                 backoff = random.uniform(0, min(policy.max_backoff, policy.backoff * 2 ** (faults - 1)))
                 if on_retry:
                     on_retry(error)
-                sleep(min(max(asked, backoff), max(left, 0.0)))
+                pause(min(max(asked, backoff), max(left, 0.0)))
+                if time.monotonic() - started - throttled >= policy.deadline:
+                    raise  # no time left for a try: the last error says why, not an empty try
                 continue
             controller.on_ack(len(payload), sent_at)
             return Sent(request_id=request_id, sent_bytes=len(payload))
+
+    def _stopped(self, request: Request, stop: StopSignal, tried: bool) -> SlsStoppedError:
+        error = SlsStoppedError(
+            f"Request #{request.seq} (topic {request.topic!r}) was "
+            f"{'not tried again' if tried else 'not sent'}: the export is stopping ({stop.reason})"
+        )
+        error.sent = tried
+        return error
 
 
 def is_throttle(error: SlsServiceError) -> bool:

@@ -257,6 +257,13 @@ class SendController:
         with self._lock:
             return self._clock() - self.last_progress >= self.stall_timeout
 
+    def throttled_so_far(self) -> float:
+        """Seconds throttled, the spell still going on included (``throttled_seconds`` adds a spell
+        only when an acknowledgement ends it, so a quota that admits nothing would read 0)."""
+        with self._lock:
+            since = self._throttled_since
+            return self.throttled_seconds + (self._clock() - since if since is not None else 0.0)
+
     def since_progress(self) -> float:
         with self._lock:
             return self._clock() - self.last_progress

@@ -16,6 +16,7 @@ __all__ = [
     "SlsRetryableError",
     "SlsServiceError",
     "SlsSourceError",
+    "SlsStoppedError",
 ]
 
 
@@ -82,3 +83,11 @@ class SlsQuotaError(SlsServiceError):
 
 class SlsSourceError(SlsError):
     """Reading a query's result failed (connection dropped, syntax error...): names query and reader."""
+
+
+class SlsStoppedError(SlsError):
+    """The export was asked to stop (Airflow's ``on_kill``: SIGTERM, a task marked failed) and did:
+    no request started after it; the message gives the reason."""
+
+    #: raised for one request: whether a try of it went out (the service may have it)
+    sent = False

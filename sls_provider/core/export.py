@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeAlias
 
@@ -50,6 +50,7 @@ from sls_provider.core.options import (
 from sls_provider.core.pack import Packer, Request
 from sls_provider.core.screen import screen
 from sls_provider.core.sender import Sender
+from sls_provider.core.stop import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ class Exporter:
     :param export_id: tags every request (``sls_export``/``sls_seq``) so duplicates can be found;
         ``None``: a new random id (:func:`~sls_provider.core.options.new_export_id`).
     :param stall_timeout: used when ``options.stall_timeout`` is ``None`` (``None``: 300 s).
+    :param stop: the export's stop signal (``None``: a new one, :attr:`stop`): setting it stops the
+        export within a few seconds (:mod:`sls_provider.core.stop`), as does any ``BaseException``
+        in the calling thread.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class Exporter:
         tags: Mapping[str, str] | None = None,
         export_id: str | None = None,
         stall_timeout: float | None = None,
+        stop: StopSignal | None = None,
     ) -> None:
         if not isinstance(topic, str):
             raise SlsInputError(f"topic must be a string, got {type(topic).__name__}")
@@ -136,6 +141,8 @@ class Exporter:
         # Every export is tagged, so a duplicate left by an ambiguous failure can be found.
         self.export_id = export_id if export_id is not None else new_export_id()
         self._retry = _RetryCounter()
+        #: set by on_kill or a BaseException: every wait of the export ends (see core/stop.py)
+        self.stop = stop if stop is not None else StopSignal()
         #: paces this export's requests from the service's answers (shared by its sending threads)
         self.controller = SendController(
             max_requests_per_second=options.max_requests_per_second,
@@ -228,7 +235,7 @@ class Exporter:
                 start, future = pending.popleft()
                 yield start, future.result()
 
-    def requests(self, chunks: Iterable[pd.DataFrame], packer: Packer) -> Iterator[Request]:
+    def requests(self, chunks: Iterable[pd.DataFrame], packer: Packer) -> Generator[Request, None, None]:
         """Every request of the export, in sequence order."""
         options = self.options
         for first_row, parts in self._encoded(chunks):
@@ -279,14 +286,21 @@ class Exporter:
             on_acked=self._count,
             on_resumed=self._resumed,
             on_submitted=progress,
+            stop=self.stop,
         )
         # Every chunk allocates many short-lived objects; without this each collection also walks
         # the hundreds of thousands of long-lived objects Airflow keeps (about half the CPU of a
         # SQL read, measured with py-spy). Unfrozen again at the end.
         gc.freeze()
+        requests = self.requests(chunks, packer)
         try:
-            sender.run(self.requests(chunks, packer))
-        except BaseException:
+            sender.run(requests)
+        except BaseException as err:
+            if not isinstance(err, Exception):
+                self.stop.set(err)  # AirflowTaskTimeout, KeyboardInterrupt: nothing may wait on
+            # Stops the reading now (the read-ahead thread and the encoders), not when the
+            # traceback that holds the generator is freed.
+            requests.close()
             self._finish(started)
             # Logged with the final figures (retries, duplicates, time), not before they are known.
             log.error("SLS export stopped after %s", self.summary.line())
@@ -313,7 +327,7 @@ class Exporter:
             # Sent by an earlier try that stopped before their answers: sent again by this one.
             summary.possible_duplicates += self.ledger.possible_duplicates
         summary.throttled = self.controller.throttled
-        summary.throttled_seconds = round(self.controller.throttled_seconds, 3)
+        summary.throttled_seconds = round(self.controller.throttled_so_far(), 3)
         summary.seconds = round(time.monotonic() - started, 3)
         summary.topics = dict(sorted(summary.topics.items()))
         if self.ledger is not None:
@@ -321,7 +335,9 @@ class Exporter:
 
     def _send(self, request: Request) -> int:
         """Runs on a sending thread: the compressed bytes the service acknowledged."""
-        return self.client.send(request, controller=self.controller, on_retry=self._retry).sent_bytes
+        return self.client.send(
+            request, controller=self.controller, on_retry=self._retry, stop=self.stop
+        ).sent_bytes
 
     def _resumed(self, request: Request) -> None:
         self.summary.resumed_requests += 1
@@ -340,7 +356,7 @@ class Exporter:
         elapsed = time.monotonic() - started
         control = self.controller
         throttled = (
-            f"; throttled: {control.throttled:,} answer(s), {control.throttled_seconds:,.1f} s, "
+            f"; throttled: {control.throttled:,} answer(s), {control.throttled_so_far():,.1f} s, "
             f"pacing at {(control.rate or 0) / 1e6:,.2f} MB/s"
             if control.throttled
             else ""

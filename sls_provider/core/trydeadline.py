@@ -31,22 +31,39 @@ _local = threading.local()
 
 
 class Try:
-    """One try's deadline (a ``time.monotonic()`` value); use as a context manager around it."""
+    """One try's deadline (a ``time.monotonic()`` value); use as a context manager around it.
 
-    def __init__(self, deadline: float) -> None:
+    :param stop: the export's stop signal (:class:`~sls_provider.core.stop.StopSignal`): once it is
+        set, the try is cut at its grace deadline, if that comes first.
+    """
+
+    def __init__(self, deadline: float, stop: Any = None) -> None:
         self.deadline = deadline
         self.expired = False
         self.sent = False  # the request started going out: the service may have it
         self._conn: _Watched | None = None
         self._done = False
+        self._stop = stop
 
     def __enter__(self) -> Try:
         _local.current = self
         _WATCHDOG.watch(self)
+        if self._stop is not None:
+            self._stop.attach(self.shorten)
         return self
+
+    def shorten(self, deadline: float) -> None:
+        """Bring the deadline forward (never back): the export is stopping."""
+        with _lock:
+            if self._done or deadline >= self.deadline:
+                return
+            self.deadline = deadline
+        _WATCHDOG.watch(self)  # the entry at the old deadline stays, a no-op by then
 
     def __exit__(self, *exc: object) -> None:
         _local.current = None
+        if self._stop is not None:
+            self._stop.detach(self.shorten)
         with _lock:
             self._done = True
             conn = self._conn

@@ -13,6 +13,7 @@ from airflow.sdk import BaseHook, BaseOperator
 
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
+from sls_provider.core.stop import StopSignal
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
     ExportOptions,
@@ -213,12 +214,23 @@ class SlsWebTrackingOperator(BaseOperator):
         """The common.sql hook of ``sql_conn_id``."""
         return BaseHook.get_connection(str(self.sql_conn_id)).get_hook()
 
-    def _frames(self) -> Iterator[Any]:
+    def _frames(self, stop: StopSignal) -> Iterator[Any]:
         if self.dataframe is not None:
             return dataframe_chunks(self.dataframe, self.chunksize)
         return read_query(
-            self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader, self.log
+            self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader, self.log, stop
         )
+
+    def on_kill(self) -> None:
+        """Airflow stops the task (SIGTERM: marked failed or success, or the process terminated;
+        also after ``execution_timeout``): the export stops within seconds, flushing its ledger.
+        Runs in a signal handler, so it only sets the export's stop signal."""
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set(
+                "Airflow asked the task to stop (SIGTERM: the task was marked failed or success, "
+                "or its process was terminated)"
+            )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the tables the query read (as common.sql operators report them) and the
@@ -238,6 +250,8 @@ class SlsWebTrackingOperator(BaseOperator):
                 "This Airflow has no task_state_store (3.3+): resume is off, and a retry of this task "
                 "sends every row again."
             )
+        #: the export's stop signal, set by on_kill (see sls_provider/core/stop.py)
+        self._stop = stop = StopSignal()
         ti_key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}"
         ledger = None
         if store is not None:
@@ -245,7 +259,7 @@ class SlsWebTrackingOperator(BaseOperator):
                 store, key=STATE_KEY, fingerprint=self.fingerprint(), owner=ti_key
             )
         summary = self.hook.export(
-            self._frames(),
+            self._frames(stop),
             self.export_options,
             ledger,
             topic=self.topic,
@@ -253,6 +267,7 @@ class SlsWebTrackingOperator(BaseOperator):
             source=self.source,
             tags=self.tags,
             owner=ti_key,
+            stop=stop,
         )
         if ledger is not None:
             # Done: a cleared and re-run task is a new export, not a resume of this one.
