@@ -301,7 +301,7 @@ class Exporter:
             # Stops the reading now (the read-ahead thread and the encoders), not when the
             # traceback that holds the generator is freed.
             requests.close()
-            self._finish(started)
+            self._finish(started, failing=True)
             # Logged with the final figures (retries, duplicates, time), not before they are known.
             log.error("SLS export stopped after %s", self.summary.line())
             raise
@@ -317,8 +317,9 @@ class Exporter:
             )
         return self.summary
 
-    def _finish(self, started: float) -> None:
-        """Fill in the summary's totals (and persist the ledger)."""
+    def _finish(self, started: float, *, failing: bool = False) -> None:
+        """Fill in the summary's totals (and persist the ledger; when ``failing``, a ledger that
+        cannot be written is logged, so the export's own error is the one raised)."""
         summary = self.summary
         summary.skipped_rows = self._skipped
         summary.retries = self._retry.retries
@@ -330,8 +331,15 @@ class Exporter:
         summary.throttled_seconds = round(self.controller.throttled_so_far(), 3)
         summary.seconds = round(time.monotonic() - started, 3)
         summary.topics = dict(sorted(summary.topics.items()))
-        if self.ledger is not None:
+        if self.ledger is None:
+            return
+        try:
             self.ledger.flush()
+        except Exception as err:
+            if not failing:
+                raise
+            # Airflow may refuse the write of a task it has already marked failed.
+            log.warning("The resume ledger could not be saved: %s: %s", type(err).__name__, err)
 
     def _send(self, request: Request) -> int:
         """Runs on a sending thread: the compressed bytes the service acknowledged."""

@@ -15,6 +15,7 @@ waited for without a bound.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +27,8 @@ from sls_provider.core.pack import Request
 from sls_provider.core.stop import POLL, StopSignal
 
 __all__ = ["IN_FLIGHT_PER_WORKER", "Sender"]
+
+log = logging.getLogger(__name__)
 
 #: Requests in flight per sending thread: one on the wire and one ready, so a thread never waits
 #: for the packer.
@@ -109,7 +112,10 @@ class Sender:
             if self.stop.is_set():
                 self.stop.cut_tries()
                 until = (self.stop.deadline() or time.monotonic()) + 2 * POLL
-            self._collect(in_flight, None, raise_error=False, until=until)
+            try:
+                self._collect(in_flight, None, raise_error=False, until=until)
+            except Exception as flush_error:  # noqa: BLE001 - the export's own error is raised
+                log.warning("The resume ledger could not be saved: %s", flush_error)
             # Threads still running after a stop end when their tries are cut: not waited for.
             pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
             raise
