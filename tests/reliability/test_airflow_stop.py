@@ -177,22 +177,23 @@ def test_airflow_stops_a_running_export(tmp_path: Path) -> None:
         }
         home = tmp_path / "airflow"
         with heavy("stop test"), Cluster(home, pg, env, [DAG_FILE], apps="all") as cluster:
-            figures = run_the_stops(cluster, home, marks, emus)
+            try:
+                run_the_stops(cluster, home, marks, emus, proxy)
+            finally:
+                # Before the cluster drops its database: PostgreSQL's DROP DATABASE waits for every
+                # backend, and the one writing to the frozen proxy waits for the proxy.
+                proxy.close()
     finally:
         proxy.close()
         for emu in emus.values():
             emu.faults.clear()
             emu.stop()
-    print(f"\nsource: {proxy.forwarded:,} bytes forwarded before it went silent")
-    print("\nfrom the stop (s):  last request  process exit")
-    for name, (last, ended) in figures.items():
-        print(f"  {name:<22} {last:>10.2f}  {ended:>10.2f}")
 
 
 def run_the_stops(
-    cluster: Cluster, home: Path, marks: Path, emus: dict[str, SlsEmulator]
-) -> dict[str, tuple[float, float]]:
-    """Stop the four exports; assert and return (last request, process exit) from each stop."""
+    cluster: Cluster, home: Path, marks: Path, emus: dict[str, SlsEmulator], proxy: FreezingProxy
+) -> None:
+    """Stop the four exports; print and check (last request, process exit) from each stop."""
     starts = {dag: read_mark(marks, dag, "start") for dag in ("stop_sigterm", "stop_mark_failed")}
     watches = {dag: ProcessWatch(mark["pid"]) for dag, mark in starts.items()}
 
@@ -235,6 +236,10 @@ def run_the_stops(
         figures["stop_mark_failed"][0],
         watches["stop_mark_failed"].ended - api_at,
     )  # type: ignore[operator]
+    print(f"\nthe source went silent after {proxy.forwarded:,} bytes")
+    print("seconds from the stop:     last request  process exit")
+    for name, (last, ended) in figures.items():
+        print(f"  {name:<24} {last:>10.2f}  {ended:>10.2f}")
     failing = {dag: f for dag, f in figures.items() if not (f[0] < RACE and f[1] < EXIT_BOUND)}
     assert not failing, f"(last request, exit) seconds after the stop: {figures}\n{cluster.diagnostics()}"
     # Marked failed: the supervisor SIGKILLs 5 s after its SIGTERM; the export ended before.
@@ -249,6 +254,7 @@ def run_the_stops(
     for dag in ("stop_timeout_quota", "stop_timeout_source"):
         assert '"exc_type":"AirflowTaskTimeout"' in logs[dag], logs[dag][-3000:]
         assert "SlsSourceError" not in logs[dag] and "SlsQuotaError" not in logs[dag]
+    for dag in stops:  # the supervisor reports the state once the process has ended
+        assert cluster.wait_run(dag, timeout=60)[1] == "failed"
     states = dict(cluster.query("SELECT dag_id, state FROM task_instance"))
     assert set(states.values()) == {"failed"}, states
-    return figures
