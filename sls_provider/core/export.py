@@ -38,7 +38,7 @@ from sls_provider.core.congestion import SendController
 from sls_provider.core.encode import EncodedRows, arrow_column_text, column_text, encode_arrow, encode_frame
 from sls_provider.core.errors import SlsInputError, SlsServiceError
 from sls_provider.core.keys import resolve_keys
-from sls_provider.core.ledger import Ledger
+from sls_provider.core.ledger import Ledger, seq_ranges
 from sls_provider.core.options import (
     DEFAULT_STALL_TIMEOUT,
     MAX_VALUE_BYTES,
@@ -312,8 +312,13 @@ class Exporter:
         if self.ledger is not None and self.ledger.mismatches:
             log.warning(
                 "%d request(s) acknowledged by an earlier try differ now (the input changed between "
-                "tries) and were sent again: their rows may be stored twice.",
+                "tries) and were sent again (sls_seq %s of export %s, %d rows): the rows the earlier "
+                "try stored in them were sent again in other requests, so up to about that many rows "
+                "may be stored twice, under different sls_seq (docs/reliability.md says how to find them).",
                 self.ledger.mismatches,
+                seq_ranges(self.ledger.mismatched_seqs),
+                self.export_id,
+                self.ledger.mismatched_rows,
             )
         return self.summary
 
@@ -327,6 +332,8 @@ class Exporter:
         if self.ledger is not None:
             # Sent by an earlier try that stopped before their answers: sent again by this one.
             summary.possible_duplicates += self.ledger.possible_duplicates
+            summary.changed_requests = self.ledger.mismatches
+            summary.changed_rows = self.ledger.mismatched_rows
         summary.throttled = self.controller.throttled
         summary.throttled_seconds = round(self.controller.throttled_so_far(), 3)
         summary.seconds = round(time.monotonic() - started, 3)
