@@ -154,7 +154,7 @@ def test_airflow_stops_a_running_export(tmp_path: Path) -> None:
     pg = require(POSTGRES)
     marks = tmp_path / "marks"
     marks.mkdir()
-    proxy = FreezingProxy((pg.host, pg.port), freeze_after=8_000_000)
+    proxy = FreezingProxy((pg.host, pg.port), freeze_after=3_000_000)
     emus = {name: SlsEmulator() for name in ("sigterm", "mark_failed", "refusing", "source")}
     try:
         for emu in emus.values():
@@ -236,7 +236,8 @@ def run_the_stops(
         figures["stop_mark_failed"][0],
         watches["stop_mark_failed"].ended - api_at,
     )  # type: ignore[operator]
-    print(f"\nthe source went silent after {proxy.forwarded:,} bytes")
+    left = "still blocked in the database driver" in task_log(home, "stop_timeout_source")
+    print(f"\nthe source went silent after {proxy.forwarded:,} bytes; reader blocked in the driver: {left}")
     print("seconds from the stop:     last request  process exit")
     for name, (last, ended) in figures.items():
         print(f"  {name:<24} {last:>10.2f}  {ended:>10.2f}")
