@@ -42,7 +42,7 @@ for dag_id, sls, sql_conn, rows, timeout in (
     ("stop_sigterm", "sls_sigterm", "pg", 400_000, None),  # the test sends SIGTERM to the task process
     ("stop_mark_failed", "sls_mark_failed", "pg", 400_000, None),  # marked failed through the API
     ("stop_timeout_quota", "sls_refusing", "pg", 400_000, TIMEOUT),  # every write refused for quota
-    # the source stops answering (the proxy freezes after 3 MB, some 60,000 rows)
+    # the source stops answering (the proxy freezes after 5 MB, some 100,000 rows)
     ("stop_timeout_source", "sls_source", "pg_frozen", 1_000_000, TIMEOUT),
 ):
     with DAG(dag_id, schedule="@once", start_date=dt.datetime(2026, 1, 1), catchup=False) as dag:
