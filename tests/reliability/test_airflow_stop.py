@@ -38,7 +38,7 @@ TIMEOUT = 8.0  # stop_dags.TIMEOUT
 #: The issue's bound: the task process ends within this many seconds of the stop.
 EXIT_BOUND = 10.0
 #: No request starts after the stop; one whose start raced the signal arrives within this.
-RACE = 0.5
+RACE = 1.0
 
 
 class FreezingProxy:
