@@ -139,6 +139,16 @@ def task_log(home: Path, dag_id: str) -> str:
     return "\n".join(p.read_text(errors="replace") for p in (home / "logs").glob(f"dag_id={dag_id}/**/*.log"))
 
 
+def kill_leftovers(marks: Path) -> None:
+    """SIGKILL the task processes still running: they are ours (their pids are in the marks)."""
+    for path in marks.glob("*.start.json"):
+        pid = json.loads(path.read_text())["pid"]
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def mark_failed(cluster: Cluster, dag_id: str) -> None:
     run_id = cluster.query(f"SELECT run_id FROM dag_run WHERE dag_id = '{dag_id}'")[0][0]
     url = f"http://127.0.0.1:{cluster.port}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/export"
@@ -181,8 +191,10 @@ def test_airflow_stops_a_running_export(tmp_path: Path) -> None:
                 run_the_stops(cluster, home, marks, emus, proxy)
             finally:
                 # Before the cluster drops its database: PostgreSQL's DROP DATABASE waits for every
-                # backend, and the one writing to the frozen proxy waits for the proxy.
+                # backend, and one writing to the frozen proxy, or to a task process that ignored
+                # its SIGTERM (as before the fix; orphaned once its supervisor is stopped), waits.
                 proxy.close()
+                kill_leftovers(marks)
     finally:
         proxy.close()
         for emu in emus.values():
