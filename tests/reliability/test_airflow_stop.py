@@ -139,6 +139,24 @@ def task_log(home: Path, dag_id: str) -> str:
     return "\n".join(p.read_text(errors="replace") for p in (home / "logs").glob(f"dag_id={dag_id}/**/*.log"))
 
 
+def ledger_of(cluster: Cluster, dag_id: str) -> tuple[set[int], set[int]]:
+    """The resume ledger the task left in Airflow's task state store: (acknowledged, sent) seqs."""
+    rows = cluster.query(f"SELECT key, value FROM task_state_store WHERE dag_id = '{dag_id}'")
+    values = {}
+    for key, value in rows:
+        while isinstance(value, str):
+            value = json.loads(value)
+        values[key] = value
+    acked = set()
+    head = values.get("sls_export_ledger", {})
+    size = int(head.get("block_size", 256))
+    assert not head.get("blocks"), head  # fewer than a block of requests: all in the head
+    for block, text in head.get("open", {}).items():
+        cells = [text[i : i + 8] for i in range(0, len(text), 8)]
+        acked |= {int(block) * size + i for i, cell in enumerate(cells) if cell != "-" * 8}
+    return acked, set(values.get("sls_export_ledger.sent", {}).get("seqs", []))
+
+
 def kill_leftovers(marks: Path) -> None:
     """SIGKILL the task processes of this test still running (a pid from the marks whose environment
     names these marks: never a process that took over the pid of one that ended)."""
@@ -271,6 +289,12 @@ def run_the_stops(
     for dag in ("stop_timeout_quota", "stop_timeout_source"):
         assert '"exc_type":"AirflowTaskTimeout"' in logs[dag], logs[dag][-3000:]
         assert "SlsSourceError" not in logs[dag] and "SlsQuotaError" not in logs[dag]
+    # The ledger was written before the process ended: every request SLS stored is acknowledged in
+    # it, or on record as sent (so the next try counts it as a possible duplicate).
+    for dag in ("stop_sigterm", "stop_mark_failed"):
+        stored = {int(r["tags"]["sls_seq"]) for r in track_records(emus[emu_of[dag]]) if r["status"] == 200}
+        acked, sent = ledger_of(cluster, dag)
+        assert acked and acked <= stored <= acked | sent, (dag, sorted(stored), sorted(acked), sorted(sent))
     for dag in stops:  # the supervisor reports the state once the process has ended
         assert cluster.wait_run(dag, timeout=60)[1] == "failed"
     states = dict(cluster.query("SELECT dag_id, state FROM task_instance"))
