@@ -44,12 +44,16 @@ for dag_id, sls, sql_conn, rows, timeout in (
     ("stop_timeout_quota", "sls_refusing", "pg", 400_000, TIMEOUT),  # every write refused for quota
     # the source stops answering (the proxy freezes after 5 MB, some 100,000 rows)
     ("stop_timeout_source", "sls_source", "pg_frozen", 1_000_000, TIMEOUT),
+    ("stop_timeout_mariadb", "sls_mariadb", "mariadb_frozen", 1_000_000, TIMEOUT),  # the same, MariaDB
 ):
+    sql = QUERY.format(rows=rows)
+    if sql_conn.startswith("mariadb"):  # no generate_series: MariaDB's sequence engine
+        sql = f"SELECT seq AS id, md5(seq) AS payload FROM seq_1_to_{rows} ORDER BY seq"
     with DAG(dag_id, schedule="@once", start_date=dt.datetime(2026, 1, 1), catchup=False) as dag:
         Probe(
             task_id="export",
             sls_conn_id=sls,
-            sql=QUERY.format(rows=rows),
+            sql=sql,
             sql_conn_id=sql_conn,
             max_logs=500,
             max_workers=2,

@@ -1,7 +1,7 @@
 """Airflow stops a running export, in real task runs (a scheduler, the LocalExecutor, the task SDK's
 supervisor): a SIGTERM to the task process, a task marked failed through the REST API, and an
 ``execution_timeout`` while SLS refuses every write for quota and while the source (PostgreSQL behind
-a TCP proxy that stops forwarding) stops answering. One cluster runs the four DAGs of
+a TCP proxy that stops forwarding; MariaDB too) stops answering. One cluster runs the five DAGs of
 ``stop_dags.py`` at once.
 
 For each, measured from the signal (the SIGTERM sent, ``on_kill`` for the task marked failed, the
@@ -29,7 +29,7 @@ import pytest
 from sls_provider.emulator import SlsEmulator
 from tests.cluster import ROOT, Cluster
 from tests.conftest import LOGSTORE, PROJECT, sls_connection
-from tests.warehouses.conftest import POSTGRES, heavy, require
+from tests.warehouses.conftest import MARIADB, POSTGRES, heavy, require
 
 pytestmark = pytest.mark.xdist_group("heavy")
 
@@ -182,11 +182,14 @@ def mark_failed(cluster: Cluster, dag_id: str) -> None:
 
 
 def test_airflow_stops_a_running_export(tmp_path: Path) -> None:
-    pg = require(POSTGRES)
+    pg, mariadb = require(POSTGRES), require(MARIADB)
     marks = tmp_path / "marks"
     marks.mkdir()
-    proxy = FreezingProxy((pg.host, pg.port), freeze_after=5_000_000)
-    emus = {name: SlsEmulator() for name in ("sigterm", "mark_failed", "refusing", "source")}
+    proxies = {
+        "stop_timeout_source": FreezingProxy((pg.host, pg.port), freeze_after=5_000_000),
+        "stop_timeout_mariadb": FreezingProxy((mariadb.host, mariadb.port), freeze_after=5_000_000),
+    }
+    emus = {name: SlsEmulator() for name in ("sigterm", "mark_failed", "refusing", "source", "mariadb")}
     try:
         for emu in emus.values():
             emu.start()
@@ -198,7 +201,8 @@ def test_airflow_stops_a_running_export(tmp_path: Path) -> None:
         env = {f"AIRFLOW_CONN_SLS_{name.upper()}": sls_connection(emu.endpoint) for name, emu in emus.items()}
         env |= {
             "AIRFLOW_CONN_PG": pg.airflow_conn(),
-            "AIRFLOW_CONN_PG_FROZEN": replace(pg, host="127.0.0.1", port=proxy.port).airflow_conn(),
+            "AIRFLOW_CONN_PG_FROZEN": frozen(pg, proxies["stop_timeout_source"]),
+            "AIRFLOW_CONN_MARIADB_FROZEN": frozen(mariadb, proxies["stop_timeout_mariadb"]),
             "SLS_TEST_STOP_MARKS": str(marks),
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",  # mark-failed reaches the task sooner
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # the REST API, no login
@@ -209,24 +213,38 @@ def test_airflow_stops_a_running_export(tmp_path: Path) -> None:
         home = tmp_path / "airflow"
         with heavy("stop test"), Cluster(home, pg, env, [DAG_FILE], apps="all") as cluster:
             try:
-                run_the_stops(cluster, home, marks, emus, proxy)
+                run_the_stops(cluster, home, marks, emus, proxies)
             finally:
                 # Before the cluster drops its database: PostgreSQL's DROP DATABASE waits for every
                 # backend, and one writing to the frozen proxy, or to a task process that ignored
                 # its SIGTERM (as before the fix; orphaned once its supervisor is stopped), waits.
-                proxy.close()
+                for proxy in proxies.values():
+                    proxy.close()
                 kill_leftovers(marks)
     finally:
-        proxy.close()
+        for proxy in proxies.values():
+            proxy.close()
         for emu in emus.values():
             emu.faults.clear()
             emu.stop()
 
 
+def frozen(server: Any, proxy: FreezingProxy) -> str:
+    """The Airflow connection to ``server`` through ``proxy``."""
+    return replace(server, host="127.0.0.1", port=proxy.port).airflow_conn()
+
+
+SILENT = ("stop_timeout_source", "stop_timeout_mariadb")
+
+
 def run_the_stops(
-    cluster: Cluster, home: Path, marks: Path, emus: dict[str, SlsEmulator], proxy: FreezingProxy
+    cluster: Cluster,
+    home: Path,
+    marks: Path,
+    emus: dict[str, SlsEmulator],
+    proxies: dict[str, FreezingProxy],
 ) -> None:
-    """Stop the four exports; print and check (last request, process exit) from each stop."""
+    """Stop the five exports; print and check (last request, process exit) from each stop."""
     starts = {dag: read_mark(marks, dag, "start") for dag in ("stop_sigterm", "stop_mark_failed")}
     watches = {dag: ProcessWatch(mark["pid"]) for dag, mark in starts.items()}
 
@@ -238,7 +256,7 @@ def run_the_stops(
     api_at = time.time()
     mark_failed(cluster, "stop_mark_failed")
 
-    for dag in ("stop_timeout_quota", "stop_timeout_source"):
+    for dag in ("stop_timeout_quota", *SILENT):
         starts[dag] = read_mark(marks, dag, "start")
         watches[dag] = ProcessWatch(starts[dag]["pid"])
 
@@ -251,13 +269,14 @@ def run_the_stops(
         "stop_sigterm": sigterm_at,
         "stop_mark_failed": killed_at,
         "stop_timeout_quota": starts["stop_timeout_quota"]["time"] + TIMEOUT,
-        "stop_timeout_source": starts["stop_timeout_source"]["time"] + TIMEOUT,
+        **{dag: starts[dag]["time"] + TIMEOUT for dag in SILENT},
     }
     emu_of = {
         "stop_sigterm": "sigterm",
         "stop_mark_failed": "mark_failed",
         "stop_timeout_quota": "refusing",
         "stop_timeout_source": "source",
+        "stop_timeout_mariadb": "mariadb",
     }
     figures = {}
     for dag, stopped in stops.items():
@@ -269,8 +288,9 @@ def run_the_stops(
         figures["stop_mark_failed"][0],
         watches["stop_mark_failed"].ended - api_at,
     )  # type: ignore[operator]
-    left = "still blocked in the database driver" in task_log(home, "stop_timeout_source")
-    print(f"\nthe source went silent after {proxy.forwarded:,} bytes; reader blocked in the driver: {left}")
+    for dag in SILENT:
+        left = "still blocked in the database driver" in task_log(home, dag)
+        print(f"\n{dag}: silent after {proxies[dag].forwarded:,} bytes; reader left in the driver: {left}")
     print("seconds from the stop:     last request  process exit")
     for name, (last, ended) in figures.items():
         sent = f"{last:>10.2f}" if last > -float("inf") else "      none"
@@ -286,7 +306,7 @@ def run_the_stops(
         '"exc_type":"SlsStoppedError","exc_value":"The export stopped: Airflow asked the task to stop'
         in (logs["stop_sigterm"])
     )
-    for dag in ("stop_timeout_quota", "stop_timeout_source"):
+    for dag in ("stop_timeout_quota", *SILENT):
         assert '"exc_type":"AirflowTaskTimeout"' in logs[dag], logs[dag][-3000:]
         assert "SlsSourceError" not in logs[dag] and "SlsQuotaError" not in logs[dag]
     # The ledger was written before the process ended: every request SLS stored is acknowledged in
