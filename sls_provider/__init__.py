@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
         SlsRetryableError,
         SlsServiceError,
         SlsSourceError,
+        SlsStoppedError,
     )
     from sls_provider.core.export import ExportSummary
     from sls_provider.incremental import Incremental
@@ -39,6 +40,7 @@ _LAZY = {
     "SlsRequestError": "sls_provider.core.errors",
     "SlsQuotaError": "sls_provider.core.errors",
     "SlsSourceError": "sls_provider.core.errors",
+    "SlsStoppedError": "sls_provider.core.errors",
 }
 
 __all__ = [  # a literal list, so linters and type checkers read it; tests keep it equal to _LAZY's keys
@@ -54,6 +56,7 @@ __all__ = [  # a literal list, so linters and type checkers read it; tests keep 
     "SlsRetryableError",
     "SlsServiceError",
     "SlsSourceError",
+    "SlsStoppedError",
     "__version__",
     "get_provider_info",
 ]

@@ -627,9 +627,11 @@ class IncrementalRun:
         self.window = window
         return window
 
-    def frames(self, hook: Any, sql: str, parameters: Any, chunksize: int, sql_reader: str) -> Any:
+    def frames(
+        self, hook: Any, sql: str, parameters: Any, chunksize: int, sql_reader: str, stop: Any = None
+    ) -> Any:
         """The window's rows, read by the reader ``sql_reader`` asks for; nothing is read when the
-        window is empty."""
+        window is empty. ``stop``: the export's stop signal (ends a wait for the next rows)."""
         from sls_provider.sources.readers import read_query
 
         window = self.window
@@ -652,7 +654,7 @@ class IncrementalRun:
                 pg_type=window.pg_type,
             )
 
-        return read_query(hook, sql, parameters, chunksize, sql_reader, self.log, bind=bind)
+        return read_query(hook, sql, parameters, chunksize, sql_reader, self.log, bind=bind, stop=stop)
 
     def _check_nulls(self, nulls: int) -> None:
         if not nulls:

@@ -40,6 +40,7 @@ ERRORS = [
     "SlsRetryableError",
     "SlsServiceError",
     "SlsSourceError",
+    "SlsStoppedError",
 ]
 #: What a user of the hook or the operator needs, and where it must be importable from.
 USER_NAMES = {

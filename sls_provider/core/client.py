@@ -36,6 +36,7 @@ from sls_provider.core.errors import (
     SlsRequestError,
     SlsRetryableError,
     SlsServiceError,
+    SlsStoppedError,
 )
 from sls_provider.core.pack import Request
 from sls_provider.core.reasons import (
@@ -47,6 +48,7 @@ from sls_provider.core.reasons import (
     status_words,
     transport_reason,
 )
+from sls_provider.core.stop import StopSignal
 from sls_provider.core.trydeadline import Try, watch_pool
 
 log = logging.getLogger(__name__)
@@ -297,20 +299,29 @@ class WebTrackingClient:
         return headers
 
     def post_once(
-        self, request: Request, payload: bytes, headers: dict[str, str], *, until: float | None = None
+        self,
+        request: Request,
+        payload: bytes,
+        headers: dict[str, str],
+        *,
+        until: float | None = None,
+        stop: StopSignal | None = None,
     ) -> str | None:
         """One try, abandoned after ``2 * timeout`` (or at ``until``, a ``time.monotonic()`` value,
-        if sooner). Returns the request id, or raises a classified :class:`SlsServiceError`."""
+        if sooner, or a short grace after ``stop`` is set). Returns the request id, or raises a
+        classified :class:`SlsServiceError`."""
         limit = 2 * self.timeout
         deadline = time.monotonic() + limit if until is None else min(time.monotonic() + limit, until)
-        with Try(deadline) as attempt:
+        with Try(deadline, stop) as attempt:
             try:
                 response = self._pool.urlopen(
                     "POST", self.target.track_url, body=payload, headers=headers, preload_content=True
                 )
             except urllib3.exceptions.HTTPError as err:
-                if attempt.expired:
+                if attempt.expired and attempt.sent:
                     raise self._abandoned(request, attempt) from err
+                # Never sent: what stopped the connection (refused, unreachable) is the news, even
+                # when the limit came first.
                 raise self._no_answer(request, err, started=attempt.started, sent=attempt.sent) from err
         if attempt.expired:
             # The socket was shut down mid-answer: what was read may be a truncated answer.
@@ -359,6 +370,7 @@ class WebTrackingClient:
         controller: SendController | None = None,
         on_retry: Callable[[SlsServiceError], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        stop: StopSignal | None = None,
     ) -> Sent:
         """Compress and send ``request``, retrying transient failures; raise the last error if they
         run out, or at once for a final one.
@@ -372,6 +384,9 @@ class WebTrackingClient:
             (paces every attempt); ``None``: one for this request alone.
         :param on_retry: called with the error before each retry (for counting and logging).
         :param sleep: how to wait (tests pass a fake).
+        :param stop: the export's stop signal: once set, no try starts, a wait (backoff, pacing,
+            throttling) ends at once, and the running try is cut after a short grace; raises
+            :class:`SlsStoppedError` (``sent`` says whether a try of this request went out).
         """
         payload = compress(request.body, self.compress_type)
         raw_size = len(request.body)  # paced by: SLS's write quota counts raw bytes, not compressed
@@ -384,22 +399,35 @@ class WebTrackingClient:
         throttled_at: float | None = None
         # An endpoint that has never answered this export gets this long from its first try.
         first_answer = max(policy.first_answer, 1.5 * self.timeout)
+        tried = False
+
+        def pause(seconds: float) -> None:
+            if stop is None:
+                sleep(seconds)
+            elif stop.wait(seconds):
+                raise self._stopped(request, stop, tried)
+
         while True:
-            sent_at = controller.acquire(raw_size, sleep)
+            sent_at = controller.acquire(raw_size, pause)
             if throttled_at is not None:
                 throttled += sent_at - throttled_at
                 throttled_at = None
+            if stop is not None and stop.is_set():
+                raise self._stopped(request, stop, tried)
+            tried = True
             # A running try is cut at the deadline too (time spent throttled does not count).
             until = started + throttled + policy.deadline
             if not controller.answered:
                 until = min(until, (controller.first_try or sent_at) + first_answer)
             try:
-                request_id = self.post_once(request, payload, headers, until=until)
+                request_id = self.post_once(request, payload, headers, until=until, stop=stop)
             except SlsServiceError as error:
                 if error.status is not None:
                     controller.on_answer()
                 if not isinstance(error, SlsRetryableError):
                     raise
+                if stop is not None and stop.is_set():
+                    raise self._stopped(request, stop, tried) from error
                 now = time.monotonic()
                 silent_until = (controller.first_try or sent_at) + first_answer
                 if not controller.answered and now >= silent_until:
@@ -427,10 +455,20 @@ class WebTrackingClient:
                 error.attempt, error.wait = faults, wait
                 if on_retry:
                     on_retry(error)
-                sleep(wait)
+                pause(wait)
+                if time.monotonic() - started - throttled >= policy.deadline:
+                    raise  # no time left for a try: the last error says why, not an empty try
                 continue
             controller.on_ack(raw_size, sent_at)
             return Sent(request_id=request_id, sent_bytes=len(payload))
+
+    def _stopped(self, request: Request, stop: StopSignal, tried: bool) -> SlsStoppedError:
+        error = SlsStoppedError(
+            f"Request #{request.seq} (topic {request.topic!r}) was "
+            f"{'not tried again' if tried else 'not sent'}: the export is stopping ({stop.reason})"
+        )
+        error.sent = tried
+        return error
 
 
 def never_answered(error: SlsServiceError, target: Target, seconds: float, tries: int) -> SlsRetryableError:

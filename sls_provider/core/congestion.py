@@ -136,12 +136,10 @@ class SendController:
         self._slow_start = True  # until the second cut
         # What the summary reports:
         self.acked_bytes = 0
-        self.acked_requests = 0
         self.throttled = 0
         self.throttled_seconds = 0.0  # closed spells only: see throttled_time()
         #: the refusals for quota by what the service said (``"429 Throttled"``): counted
         self.throttle_answers: dict[str, int] = {}
-        self.waited = 0.0
         self.last_progress = now
         self._throttled_since: float | None = None
         #: when the export's first try started (``None`` before it): the endpoint's time to answer
@@ -169,7 +167,6 @@ class SendController:
                 earliest = max(earliest, self._last_start + self._last_size / rate)
             if earliest > now:
                 self._limited = True
-                self.waited += earliest - now
                 return earliest - now
             # The pacing holds the export back if its turn had only just come (else the export is
             # slower than the rate allows, and growing the rate would mean nothing).
@@ -209,7 +206,6 @@ class SendController:
             rtt = max(now - sent_at, 1e-4)
             self._rtt = rtt if not self._rtt else 0.875 * self._rtt + 0.125 * rtt
             self.acked_bytes += nbytes
-            self.acked_requests += 1
             self.answered = True
             self._acked_since_cut += nbytes
             self._recent.add(now, nbytes)
@@ -293,10 +289,6 @@ class SendController:
         """Nothing acknowledged for ``stall_timeout`` seconds: the quota leaves this export no room."""
         with self._lock:
             return self._clock() - self.last_progress >= self.stall_timeout
-
-    def since_progress(self) -> float:
-        with self._lock:
-            return self._clock() - self.last_progress
 
     def achieved(self) -> float:
         """Acknowledged bytes per second since the start."""

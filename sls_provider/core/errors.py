@@ -17,6 +17,7 @@ __all__ = [
     "SlsRetryableError",
     "SlsServiceError",
     "SlsSourceError",
+    "SlsStoppedError",
 ]
 
 
@@ -104,3 +105,11 @@ class SlsSourceError(SlsError):
     def __init__(self, message: str, *, transient: bool = True) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+class SlsStoppedError(SlsError):
+    """The export was asked to stop (Airflow's ``on_kill``: SIGTERM, a task marked failed) and did:
+    no request started after it; the message gives the reason."""
+
+    #: raised for one request: whether a try of it went out (the service may have it)
+    sent = False

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeAlias
 
@@ -39,7 +39,7 @@ from sls_provider.core.deadletter import DeadLetters, DeadLetterSink
 from sls_provider.core.encode import EncodedRows, arrow_column_text, column_text, encode_arrow, encode_frame
 from sls_provider.core.errors import SlsInputError, SlsRequestError, SlsServiceError, SlsSourceError
 from sls_provider.core.keys import resolve_keys
-from sls_provider.core.ledger import Ledger
+from sls_provider.core.ledger import Ledger, seq_ranges
 from sls_provider.core.options import (
     DEFAULT_STALL_TIMEOUT,
     MAX_VALUE_BYTES,
@@ -51,6 +51,7 @@ from sls_provider.core.options import (
 from sls_provider.core.pack import Packer, Request
 from sls_provider.core.screen import screen
 from sls_provider.core.sender import Sender
+from sls_provider.core.stop import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ class Exporter:
     :param stall_timeout: used when ``options.stall_timeout`` is ``None`` (``None``: 300 s).
     :param dead_letters: where rows not sent are kept (``options.dead_letter`` opened by the caller);
         ``None``: they are counted and logged only.
+    :param stop: the export's stop signal (``None``: a new one, :attr:`stop`): setting it stops the
+        export within a few seconds (:mod:`sls_provider.core.stop`), as does any ``BaseException``
+        in the calling thread.
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class Exporter:
         export_id: str | None = None,
         stall_timeout: float | None = None,
         dead_letters: DeadLetterSink | None = None,
+        stop: StopSignal | None = None,
     ) -> None:
         if not isinstance(topic, str):
             raise SlsInputError(f"topic must be a string, got {type(topic).__name__}")
@@ -145,6 +150,8 @@ class Exporter:
         # Every export is tagged, so a duplicate left by an ambiguous failure can be found.
         self.export_id = export_id if export_id is not None else new_export_id()
         self._retry = _RetryCounter(getattr(getattr(client, "retry", None), "attempts", None))
+        #: set by on_kill or a BaseException: every wait of the export ends (see core/stop.py)
+        self.stop = stop if stop is not None else StopSignal()
         #: paces this export's requests from the service's answers (shared by its sending threads)
         self.controller = SendController(
             max_requests_per_second=options.max_requests_per_second,
@@ -242,7 +249,7 @@ class Exporter:
                 start, future = pending.popleft()
                 yield start, future.result()
 
-    def requests(self, chunks: Iterable[pd.DataFrame], packer: Packer) -> Iterator[Request]:
+    def requests(self, chunks: Iterable[pd.DataFrame], packer: Packer) -> Generator[Request, None, None]:
         """Every request of the export, in sequence order."""
         options = self.options
         for first_row, parts in self._encoded(chunks):
@@ -303,15 +310,22 @@ class Exporter:
             on_acked=self._count,
             on_resumed=self._resumed,
             on_submitted=progress,
+            stop=self.stop,
         )
         # Every chunk allocates many short-lived objects; without this each collection also walks
         # the hundreds of thousands of long-lived objects Airflow keeps (about half the CPU of a
         # SQL read, measured with py-spy). Unfrozen again at the end.
         gc.freeze()
+        requests = self.requests(chunks, packer)
         try:
-            sender.run(self.requests(chunks, packer))
+            sender.run(requests)
         except BaseException as err:
-            self._finish(started)
+            if not isinstance(err, Exception):
+                self.stop.set(err)  # AirflowTaskTimeout, KeyboardInterrupt: nothing may wait on
+            # Stops the reading now (the read-ahead thread and the encoders), not when the
+            # traceback that holds the generator is freed.
+            requests.close()
+            self._finish(started, failing=True)
             # Logged with the final figures (retries, duplicates, time), not before they are known.
             if isinstance(err, SlsSourceError):
                 # Whose failure it is comes first: the lines before this one all name SLS.
@@ -330,13 +344,19 @@ class Exporter:
         if self.ledger is not None and self.ledger.mismatches:
             log.warning(
                 "%d request(s) acknowledged by an earlier try differ now (the input changed between "
-                "tries) and were sent again: their rows may be stored twice.",
+                "tries) and were sent again (sls_seq %s of export %s, %d rows): the rows the earlier "
+                "try stored in them were sent again in other requests, so up to about that many rows "
+                "may be stored twice, under different sls_seq (docs/reliability.md says how to find them).",
                 self.ledger.mismatches,
+                seq_ranges(self.ledger.mismatched_seqs),
+                self.export_id,
+                self.ledger.mismatched_rows,
             )
         return self.summary
 
-    def _finish(self, started: float) -> None:
-        """Fill in the summary's totals (and persist the ledger)."""
+    def _finish(self, started: float, *, failing: bool = False) -> None:
+        """Fill in the summary's totals (and persist the ledger; when ``failing``, a ledger that
+        cannot be written is logged, so the export's own error is the one raised)."""
         summary = self.summary
         summary.skipped_rows = self._skipped
         if self._dead is not None:
@@ -349,19 +369,30 @@ class Exporter:
         if self.ledger is not None:
             # Sent by an earlier try that stopped before their answers: sent again by this one.
             summary.possible_duplicates += self.ledger.possible_duplicates
+            summary.changed_requests = self.ledger.mismatches
+            summary.changed_rows = self.ledger.mismatched_rows
         summary.throttled = self.controller.throttled
         summary.throttled_seconds = round(self.controller.throttled_time(), 3)
         summary.throttled_answers = dict(sorted(self.controller.throttle_answers.items()))
         summary.seconds = round(time.monotonic() - started, 3)
         summary.topics = dict(sorted(summary.topics.items()))
-        if self.ledger is not None:
+        if self.ledger is None:
+            return
+        try:
             self.ledger.flush()
+        except Exception as err:
+            if not failing:
+                raise
+            # Airflow may refuse the write of a task it has already marked failed.
+            log.warning("The resume ledger could not be saved: %s: %s", type(err).__name__, err)
 
     def _send(self, request: Request) -> int | None:
         """Runs on a sending thread: the compressed bytes the service acknowledged, or ``None`` for a
         request refused for its content and put aside (not counted as sent; the ledger keeps it unsent)."""
         try:
-            return self.client.send(request, controller=self.controller, on_retry=self._retry).sent_bytes
+            return self.client.send(
+                request, controller=self.controller, on_retry=self._retry, stop=self.stop
+            ).sent_bytes
         except SlsRequestError as error:
             if self._dead is None or not self._dead.refused(request, error):
                 raise

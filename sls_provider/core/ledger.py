@@ -125,7 +125,12 @@ class Ledger:
         self.earlier_in_flight: list[int] = []
         #: those of them the try just before this one had in flight when it stopped
         self.crashed_in_flight: list[int] = []
+        #: requests an earlier try had acknowledged with other rows (the input changed between
+        #: tries), sent again: the rows that try stored under their sls_seq stay stored, and move to
+        #: other requests now, so about ``mismatched_rows`` rows may be stored twice
         self.mismatches = 0
+        self.mismatched_rows = 0
+        self.mismatched_seqs: list[int] = []
         if state is None and store is not None:
             state = store.get(key)
         if isinstance(state, Mapping) and state.get("export_id") == export_id:
@@ -198,6 +203,8 @@ class Ledger:
         if seen == digest(request):
             return True
         self.mismatches += 1
+        self.mismatched_rows += request.logs
+        self.mismatched_seqs.append(request.seq)
         return False
 
     def sending(self, requests: Request | Iterable[Request]) -> None:

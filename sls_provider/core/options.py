@@ -127,6 +127,12 @@ class ExportSummary:
     possible_duplicates: int = 0
     resumed_requests: int = 0
     resumed_rows: int = 0
+    #: requests an earlier try of the export had acknowledged with other rows (the input changed
+    #: between tries), sent again: their earlier rows stay stored under the same ``sls_seq`` and are
+    #: sent again in other requests, so they can be stored twice under different ``sls_seq``
+    changed_requests: int = 0
+    #: rows in those requests: about as many rows as may be stored twice that way
+    changed_rows: int = 0
     export_id: str | None = None
     seconds: float = 0.0
     #: answers refusing a request for the write quota (403 quota codes, 429): retried, not failures
@@ -168,6 +174,10 @@ class ExportSummary:
             "retries": self.retries,
             "possible duplicate requests": self.possible_duplicates,
             "requests already stored by an earlier try": self.resumed_requests,
+            "requests whose rows changed since an earlier try (their rows may be stored twice)": (
+                self.changed_requests
+            ),
+            "rows in them": self.changed_rows,
         }
         text += "".join(f"; {name}: {value:,}" for name, value in extras.items() if value)
         if self.dead_letter_rows:

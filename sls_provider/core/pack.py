@@ -96,12 +96,19 @@ class Packer:
         if max_pending_bytes < 0:
             raise SlsInputError(f"max_pending_bytes must be 0 or more, got {max_pending_bytes}")
         if source is not None:
+            if not isinstance(source, str):
+                raise SlsInputError(f"source must be a string (or None), got {type(source).__name__}")
             _check_name("source", source)
         self._source = source
+        if tags is not None and not isinstance(tags, Mapping):
+            raise SlsInputError(f"tags must be a mapping of strings to strings, got {type(tags).__name__}")
         self._tags = dict(tags or {})
         for key, value in self._tags.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise SlsInputError(f"Tags must map strings to strings; got {key!r}: {value!r}")
+            if not key:
+                # SLS refuses the whole request (400) for an empty tag key.
+                raise SlsInputError(f"A tag key is empty (its value is {value[:40]!r}); SLS refuses it.")
             _check_utf8("tag", key)
             _check_utf8("tag", value)
         if export_id is not None:
@@ -139,8 +146,20 @@ class Packer:
         if budget is None:
             _check_name("topic", topic)
             head, tail = self._envelope(topic, "9" * _SEQ_WIDTH)
-            budget = self._budget[topic] = self._max_bytes - len(head) - len(tail)
+            budget = self._max_bytes - len(head) - len(tail)
+            if budget < len(b"{}"):  # not even an empty row fits: the envelope is the problem
+                raise SlsInputError(self._envelope_too_large(topic, len(head) + len(tail)))
+            self._budget[topic] = budget
         return budget
+
+    def _envelope_too_large(self, topic: str, envelope: int) -> str:
+        tags = len(json.dumps(self._tags, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        return (
+            f"The tags, topic and source of each request take {envelope:,} bytes as JSON (the tags "
+            f"{tags:,}, the topic {len(topic.encode('utf-8')):,}, the source "
+            f"{len((self._source or '').encode('utf-8')):,}), leaving no room for rows in a request of "
+            f"at most {self._max_bytes:,} bytes (max_bytes): make the tags smaller."
+        )
 
     def add(self, topic: str, rows: EncodedRows) -> Iterator[Request]:
         """Add rows of one topic, in order; yield each request that fills up. Every row must fit a

@@ -31,9 +31,13 @@ _local = threading.local()
 
 
 class Try:
-    """One try's deadline (a ``time.monotonic()`` value); use as a context manager around it."""
+    """One try's deadline (a ``time.monotonic()`` value); use as a context manager around it.
 
-    def __init__(self, deadline: float) -> None:
+    :param stop: the export's stop signal (:class:`~sls_provider.core.stop.StopSignal`): once it is
+        set, the try is cut at its grace deadline, if that comes first.
+    """
+
+    def __init__(self, deadline: float, stop: Any = None) -> None:
         self.deadline = deadline
         self.expired = False
         self.started = False  # the request started going out: the peer was reached
@@ -42,14 +46,27 @@ class Try:
         self.sent = False
         self._conn: _Watched | None = None
         self._done = False
+        self._stop = stop
 
     def __enter__(self) -> Try:
         _local.current = self
         _WATCHDOG.watch(self)
+        if self._stop is not None:
+            self._stop.attach(self.shorten)
         return self
+
+    def shorten(self, deadline: float) -> None:
+        """Bring the deadline forward (never back): the export is stopping."""
+        with _lock:
+            if self._done or deadline >= self.deadline:
+                return
+            self.deadline = deadline
+        _WATCHDOG.watch(self)  # the entry at the old deadline stays, a no-op by then
 
     def __exit__(self, *exc: object) -> None:
         _local.current = None
+        if self._stop is not None:
+            self._stop.detach(self.shorten)
         with _lock:
             self._done = True
             conn = self._conn
@@ -171,16 +188,12 @@ class _Watched(HTTPConnection):
                 self._sls_release_guard()
 
 
-class _WatchedHTTP(_Watched):
-    pass
-
-
 class _WatchedHTTPS(_Watched, HTTPSConnection):
     pass
 
 
 class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTP
+    ConnectionCls = _Watched  # plain HTTP needs nothing more than the watched base
 
 
 class _HTTPSPool(urllib3.HTTPSConnectionPool):

@@ -25,12 +25,14 @@ from sls_provider.core.errors import (
     SlsRetryableError,
     SlsServiceError,
     SlsSourceError,
+    SlsStoppedError,
 )
 from sls_provider.core.export import Exporter
 from sls_provider.core.ledger import Ledger, StateStore, seq_ranges
 from sls_provider.core.management import ManagementClient
 from sls_provider.core.options import ExportOptions, ExportSummary, new_export_id
 from sls_provider.core.reasons import mask
+from sls_provider.core.stop import StopSignal
 from sls_provider.dead_letter import ObjectStorageSink
 from sls_provider.sources.frames import check_chunksize, dataframe_chunks, frames_from_records
 
@@ -49,6 +51,7 @@ __all__ = [
     "SlsRetryableError",
     "SlsServiceError",
     "SlsSourceError",
+    "SlsStoppedError",
     "SlsSettings",
     "SlsWebTrackingHook",
 ]
@@ -366,6 +369,7 @@ class SlsWebTrackingHook(BaseHook):
         tags: Mapping[str, str] | None = None,
         export_id: str | None = None,
         owner: str | None = None,
+        stop: StopSignal | None = None,
     ) -> ExportSummary:
         """Send every row of ``frames`` (chunks: pandas or polars DataFrames, Arrow tables) with
         ``options``; the operator's entry point.
@@ -377,6 +381,9 @@ class SlsWebTrackingHook(BaseHook):
         :param tags: ``__tags__`` of every request.
         :param export_id: the ``sls_export`` tag; ``None``: a new id.
         :param owner: names what runs the export (a task instance) in a new id's first 8 characters.
+        :param stop: a stop signal (:class:`~sls_provider.core.stop.StopSignal`): set it (from another
+            thread or a signal handler) and the export ends within seconds, raising
+            :class:`SlsStoppedError` (the operator's ``on_kill`` does this).
         """
         self.log.info(
             "Exporting to SLS project %r, logstore %r at %s (%s)",
@@ -399,6 +406,7 @@ class SlsWebTrackingHook(BaseHook):
             export_id=export_id,
             stall_timeout=self.stall_timeout,
             dead_letters=ObjectStorageSink(options.dead_letter, export_id) if options.dead_letter else None,
+            stop=stop,
         )
         return exporter.run(frames)
 

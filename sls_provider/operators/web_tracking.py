@@ -19,6 +19,7 @@ except ImportError:  # Airflow 3.1: its task runner catches airflow.exceptions' 
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.options import new_export_id
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
+from sls_provider.core.stop import StopSignal
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
     ExportOptions,
@@ -290,14 +291,33 @@ class SlsWebTrackingOperator(BaseOperator):
         """The common.sql hook of ``sql_conn_id``."""
         return BaseHook.get_connection(str(self.sql_conn_id)).get_hook()
 
-    def _frames(self, run: IncrementalRun | None = None) -> Iterator[Any]:
+    def _frames(self, stop: StopSignal, run: IncrementalRun | None = None) -> Iterator[Any]:
         if self.dataframe is not None:
             return dataframe_chunks(self.dataframe, self.chunksize)
         if run is not None:
-            return run.frames(self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader)
+            return run.frames(
+                self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader, stop
+            )
         return read_query(
-            self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader, self.log
+            self.sql_hook,
+            str(self.sql),
+            self.parameters,
+            self.chunksize,
+            self.sql_reader,
+            self.log,
+            stop=stop,
         )
+
+    def on_kill(self) -> None:
+        """Airflow stops the task (SIGTERM: marked failed or success, or the process terminated;
+        also after ``execution_timeout``): the export stops within seconds, flushing its ledger.
+        Runs in a signal handler, so it only sets the export's stop signal."""
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set(
+                "Airflow asked the task to stop (SIGTERM: the task was marked failed or success, "
+                "or its process was terminated)"
+            )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the tables the query read (as common.sql operators report them) and the
@@ -328,6 +348,8 @@ class SlsWebTrackingOperator(BaseOperator):
                 "This Airflow has no task_state_store (3.3+): resume is off, and a retry of this task "
                 "sends every row again."
             )
+        #: the export's stop signal, set by on_kill (see sls_provider/core/stop.py)
+        self._stop = stop = StopSignal()
         ti_key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}"
         run = None
         if self.incremental is not None:  # the window first: a run that must not export fails here
@@ -345,7 +367,7 @@ class SlsWebTrackingOperator(BaseOperator):
         link_id = export_id if self.trace_tags else None
         push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=False)
         summary = self.hook.export(
-            self._frames(run),
+            self._frames(stop, run),
             self.export_options,
             ledger,
             topic=self.topic,
@@ -354,6 +376,7 @@ class SlsWebTrackingOperator(BaseOperator):
             tags=self.tags,
             export_id=export_id,
             owner=ti_key,
+            stop=stop,
         )
         push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=True)
         result = summary.to_dict()

@@ -15,7 +15,11 @@ Arrow reader does not spell as the DB-API reader does. ``"arrow"`` fails instead
 reader runs and why.
 
 Reading runs on its own thread, at most :data:`PREFETCH` chunks ahead of the encoder (a bounded
-queue), so the driver's work overlaps encoding and sending.
+queue), so the driver's work overlaps encoding and sending. The thread is a daemon and is never
+waited for without a bound: a driver blocked on a silent server cannot hold the task once Airflow
+stops it (the export's stop signal, or any exception in the consumer); errors of the reader are
+named (:class:`SlsSourceError`) on the reader's thread, so an exception raised in the consumer
+(``AirflowTaskTimeout``) is never relabelled as a source error.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.util import find_spec
 from typing import Any
 
 from sls_provider.core.errors import SlsConfigError, SlsError, SlsSourceError
+from sls_provider.core.stop import POLL, StopSignal
 from sls_provider.sources.adbc_postgres import PostgresArrowReader
 from sls_provider.sources.arrow import rechunk
 from sls_provider.sources.connectorx_mysql import MySqlArrowReader
@@ -42,6 +48,9 @@ SQL_READERS = ("auto", "arrow", "dbapi")
 #: Chunks read ahead of the encoder: with the exporter's own encoders this bounds the rows in memory
 #: to about (PREFETCH + 1 + ENCODERS + 1) chunks.
 PREFETCH = 2
+#: Seconds a consumer that stops early waits for the reader's thread to end (it usually does at
+#: once; one blocked in the driver is left behind, a daemon thread).
+READER_JOIN = 1.0
 
 
 def check_sql_reader(sql_reader: str) -> str:
@@ -113,6 +122,7 @@ def read_query(
     sql_reader: str = "auto",
     logger: logging.Logger | Any = log,
     bind: Bind | None = None,
+    stop: StopSignal | None = None,
 ) -> Iterator[Any]:
     """Chunks of ``chunksize`` rows of ``sql``'s result (Arrow tables or pandas frames), read on their
     own thread by the reader ``sql_reader`` asks for (see the module doc).
@@ -120,6 +130,7 @@ def read_query(
     :param bind: an incremental export's window: called with the chosen reader's paramstyle, it
         gives the query that reader runs and its parameters (``sql`` and ``parameters`` then only
         choose the reader).
+    :param stop: the export's stop signal, which ends a wait for the next chunk.
     """
     check_sql_reader(sql_reader)
     # Both readers refuse the same statements, before any connection is opened.
@@ -163,7 +174,8 @@ def read_query(
     # A warning when a declared dependency is missing: the install is not the one the docs give.
     log_at = logger.warning if why in MISSING.values() else logger.info
     log_at("Reading the query with the %s reader: %s", name, why)
-    return _named_errors(prefetch(source, PREFETCH), sql, name, _conn_id(hook))
+    # Named on the reader's thread: only the reader's own errors become SlsSourceError.
+    return prefetch(_named_errors(source, sql, name, _conn_id(hook)), PREFETCH, stop)
 
 
 def _arrow_chunks(reader: Any, batches: Any, chunksize: int) -> Iterator[Any]:
@@ -179,11 +191,17 @@ def _arrow_fixed(reader: Any, batches: Any) -> Iterator[Any]:
 
 
 def _named_errors(chunks: Iterator[Any], sql: str, reader: str, conn_id: str | None) -> Iterator[Any]:
+    """Runs on the reader's thread (inside :func:`prefetch`), where no signal's exception lands."""
     try:
         yield from chunks
-    except (SlsError, GeneratorExit, KeyboardInterrupt, SystemExit):
+    except SlsError:
         raise
-    except BaseException as err:  # connectorx's Rust panics are BaseExceptions
+    except Exception as err:
+        raise _source_error(err, sql, reader, conn_id) from err
+    except BaseException as err:
+        # connectorx's Rust panics (pyo3's PanicException) are BaseExceptions; no other is wrapped.
+        if type(err).__name__ != "PanicException":
+            raise
         raise _source_error(err, sql, reader, conn_id) from err
 
 
@@ -242,15 +260,17 @@ def _conn_id(hook: Any) -> str | None:
 _DONE = object()
 
 
-def prefetch(chunks: Iterator[Any], depth: int) -> Iterator[Any]:
+def prefetch(chunks: Iterator[Any], depth: int, stop: StopSignal | None = None) -> Iterator[Any]:
     """``chunks``, produced on a thread of their own at most ``depth`` ahead of the consumer. An error
     of the producer is raised in the consumer; a consumer that stops early stops the producer, which
-    closes ``chunks`` on its own thread (a generator runs on one thread only)."""
+    closes ``chunks`` on its own thread (a generator runs on one thread only). A set ``stop`` ends the
+    consumer's wait for a chunk (raising the stop's error); a producer still blocked (in a driver's
+    socket read) :data:`READER_JOIN` seconds after the consumer stopped is left behind."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    done = threading.Event()
 
     def put(item: Any) -> bool:
-        while not stop.is_set():
+        while not done.is_set():
             try:
                 slots.put(item, timeout=0.1)
                 return True
@@ -276,7 +296,12 @@ def prefetch(chunks: Iterator[Any], depth: int) -> Iterator[Any]:
     thread.start()
     try:
         while True:
-            item = slots.get()
+            try:
+                item = slots.get(timeout=POLL)
+            except queue.Empty:
+                if stop is not None and stop.is_set():
+                    raise stop.error(" while waiting for the query's rows") from None
+                continue
             if type(item) is tuple and len(item) == 2 and item[0] is _DONE:
                 if item[1] is not None:
                     raise item[1]
@@ -284,10 +309,16 @@ def prefetch(chunks: Iterator[Any], depth: int) -> Iterator[Any]:
             yield item
             del item  # not held while the consumer works on the next one
     finally:
-        stop.set()
-        while thread.is_alive():
+        done.set()
+        deadline = time.monotonic() + READER_JOIN
+        while thread.is_alive() and time.monotonic() < deadline:
             try:
-                slots.get(timeout=0.1)  # let a blocked producer see the stop
+                slots.get(timeout=0.05)  # let a blocked producer see the stop
             except queue.Empty:
                 pass
-        thread.join()
+        if thread.is_alive():
+            log.warning(
+                "The query's reader is still blocked in the database driver %.0f s after the export "
+                "stopped: left behind (its connection closes with the process).",
+                READER_JOIN,
+            )

@@ -79,10 +79,28 @@ def check_read_only(sql: str) -> None:
     This is the early, clear error; the real guard is the read-only session
     (:func:`read_only_session`), which also covers what a parser cannot see.
 
+    A backslash is read both ways: as an escape (sqlparse's reading, MySQL's default) and as an
+    ordinary character (standard SQL, PostgreSQL's ``'...'`` strings). Either reading must be a
+    single read: ``SELECT 'a\\'; COMMIT; BEGIN READ WRITE; DELETE FROM t; COMMIT; -- '`` is one string
+    to sqlparse but five commands to PostgreSQL, and psycopg2's server-side cursor (sent in the simple
+    query protocol) runs them all, its ``BEGIN READ WRITE`` lifting the read-only session.
+
     :param sql: the statement to check.
     """
     if not isinstance(sql, str) or not sql.strip():
         raise SlsInputError("sql is empty")
+    _check_one_reading(sql)
+    if "\\" in sql:
+        try:
+            _check_one_reading(sql.replace("\\", " "))
+        except SlsInputError as err:
+            raise SlsInputError(
+                f"{err} (Reading its backslashes as ordinary characters, as PostgreSQL does in "
+                "'...' strings.)"
+            ) from None
+
+
+def _check_one_reading(sql: str) -> None:
     statements = [s for s in sqlparse.parse(sql) if s.token_first(skip_cm=True, skip_ws=True) is not None]
     if not statements:
         raise SlsInputError("The sql is refused, nothing was run: it holds only comments, no statement")

@@ -33,7 +33,9 @@ class FakeClient:
         self.sent: list[Request] = []
         self._lock = threading.Lock()
 
-    def send(self, request: Request, *, controller: Any = None, on_retry: Any = None) -> Sent:
+    def send(
+        self, request: Request, *, controller: Any = None, on_retry: Any = None, stop: Any = None
+    ) -> Sent:
         if request.seq in self.fail:
             raise self.fail[request.seq]
         with self._lock:

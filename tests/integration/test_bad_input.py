@@ -158,6 +158,33 @@ def test_topic_or_source_over_128_bytes(sls_conn: SlsEmulator, what: str) -> Non
     assert sls_conn.count(PROJECT, LOGSTORE) == 1
 
 
+@pytest.mark.parametrize("source", [123, b"x"])
+def test_a_source_that_is_not_a_string_fails_before_sending(sls_conn: SlsEmulator, source: object) -> None:
+    # It was an AttributeError ('int' object has no attribute 'encode').
+    with pytest.raises(
+        SlsInputError, match=f"^source must be a string \\(or None\\), got {type(source).__name__}$"
+    ):
+        SlsWebTrackingHook().put_logs([{"a": "1"}], source=source)  # type: ignore[arg-type]
+    assert nothing_sent(sls_conn)
+
+
+def test_an_empty_tag_key_fails_before_sending(sls_conn: SlsEmulator) -> None:
+    # It was sent, and SLS refused the request (400).
+    with pytest.raises(SlsInputError, match="A tag key is empty"):
+        SlsWebTrackingHook().put_logs([{"a": "1"}], tags={"": "v"})
+    assert nothing_sent(sls_conn)
+
+
+def test_tags_too_large_for_any_request_are_named(sls_conn: SlsEmulator) -> None:
+    # The error blamed the row: "row 0 ... is 9 bytes as JSON, over the -104,966 a request holds".
+    tags = {"big": "t" * (3 * MiB + 100_000)}
+    with pytest.raises(
+        SlsInputError, match=r"^The tags, topic and source of each request take 3,2\d\d,\d\d\d bytes"
+    ):
+        SlsWebTrackingHook().put_logs([{"a": "1"}], tags=tags)
+    assert nothing_sent(sls_conn)
+
+
 def test_topic_column_value_over_128_bytes_fails_before_sending(sls_conn: SlsEmulator) -> None:
     frame = pd.DataFrame({"t": ["ok", "x" * 200], "v": [1, 2]})
     with pytest.raises(SlsInputError, match="topic 'xxx"):

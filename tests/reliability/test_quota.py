@@ -83,13 +83,20 @@ def test_two_exports_on_one_hook_each_keep_their_own_pace_and_counts(quota_emula
     assert vars(hook.client) == before  # nothing set on the shared client
 
 
-def test_a_logstore_that_refuses_everything_fails_after_stall_timeout(quota_emulator: SlsEmulator) -> None:
+def test_a_logstore_that_refuses_everything_fails_after_stall_timeout(
+    quota_emulator: SlsEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
     quota_emulator.create_logstore(PROJECT, LOGSTORE)
     quota_emulator.faults.fail_every(1, status=403, error_code="ShardWriteQuotaExceed")
     started = time.monotonic()
-    with pytest.raises(SlsQuotaError) as caught:
-        SlsWebTrackingHook(retry=FAST, stall_timeout=2).put_dataframe(frame(10_000), max_logs=2000)
+    with caplog.at_level(logging.ERROR, logger="sls_provider.core.export"):
+        with pytest.raises(SlsQuotaError) as caught:
+            SlsWebTrackingHook(retry=FAST, stall_timeout=2).put_dataframe(frame(10_000), max_logs=2000)
     assert time.monotonic() - started < 60  # not the default five minutes
+    # Throttled seconds count as the refusals go on: they read 0.0 when no acknowledgement ended them.
+    (line,) = [r.getMessage() for r in caplog.records if "SLS export stopped after" in r.getMessage()]
+    seconds = float(line.rsplit(" answer(s) over the write quota, ", 1)[1].split(" s throttled")[0])
+    assert seconds >= 1.5, line
     text = str(caught.value)
     assert "refused every write of this export for 2 s" in text
     assert "the logstore's write quota is the limit" in text

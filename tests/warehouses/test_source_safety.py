@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sls_provider.core.errors import SlsInputError
+from sls_provider.sources import sql as sql_source
 from sls_provider.sources.sql import check_read_only, read_only_session
 from tests.warehouses.conftest import MARIADB, POSTGRES, Server, require, table_name
 from tests.warehouses.rawdb import RawHook, psycopg2_connect, pymysql_connect, stream_logs
@@ -243,3 +244,38 @@ def test_the_arrow_readers_are_guarded_too(
         conn.close()
     finally:
         postgres.execute(f"DROP SEQUENCE IF EXISTS {seq}")
+
+
+def test_a_backslash_read_as_postgresql_reads_it(
+    postgres: Server, scratch_tables: list[tuple[Server, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlparse reads ``\\'`` as an escaped quote: to it this is one ``SELECT`` of one string. PostgreSQL
+    reads ``'a\\'`` as the string, then four more commands; psycopg2's server-side cursor (simple
+    query protocol) runs them all, and its ``BEGIN READ WRITE`` lifts the read-only session: the check
+    refuses it now. psycopg 3's cursor (a prepared statement: one command) and ADBC's ``COPY (...)``
+    refuse it on their own, and the rollback at the end undoes what a ``COMMIT`` does not precede."""
+    t = table_name("sls_safe")
+    scratch_tables.append((postgres, t))
+    postgres.execute(f"CREATE TABLE {t} (id integer)", f"INSERT INTO {t} VALUES (1), (2)")
+    sql = f"SELECT 'a\\'; COMMIT; BEGIN READ WRITE; DELETE FROM {t}; COMMIT; -- '"
+
+    def count() -> int:
+        conn = postgres.connect()
+        try:
+            return int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+        finally:
+            conn.close()
+
+    with pytest.raises(SlsInputError, match="statements .* backslashes as ordinary characters"):
+        check_read_only(sql)
+    for connect in (lambda: _export_connection(postgres), psycopg2_connect):
+        with pytest.raises(SlsInputError, match="nothing was run"):
+            stream_logs(RawHook(connect), sql)
+    assert count() == 2
+    # Without the check, psycopg 3 (the DB-API reader's other PostgreSQL driver) refuses it itself.
+    monkeypatch.setattr(sql_source, "check_read_only", lambda sql: None)
+    with pytest.raises(Exception, match="cannot insert multiple commands into a prepared statement"):
+        stream_logs(RawHook(lambda: _export_connection(postgres)), sql)
+    assert count() == 2
+    # A backslash-escaped quote that reads the same both ways still passes.
+    check_read_only("SELECT 'It\\'s' AS quote, 'C:\\temp' AS path")
