@@ -1,14 +1,12 @@
-"""HTTP for PutWebTracking: pooled keep-alive connections (urllib3), errors classified, retries.
+"""PutWebTracking's client: one request compressed, sent over the shared transport
+(:mod:`~sls_provider.core.transport`), its answer judged (:mod:`~sls_provider.core.answers`), and
+retried.
 
-urllib3 directly rather than requests: requests re-reads the proxy settings from the environment on
-every call, which was over half of the client's CPU per request (cProfile, 123 requests of 3 MiB).
-The environment is read once per client instead, with requests' own helpers, so proxies and CA
-bundles behave as they would with requests.
-
-What is retried follows docs/protocol.md: connection errors and timeouts, 429, 5xx, and 403 quota codes;
-anything else is final at the first answer. Refusals for quota (429, 403 quota codes) are throttling,
-not failure: they slow the export's :class:`~sls_provider.core.congestion.SendController` down and
-are retried while the export makes progress. Other transient errors are retried with exponential
+What is retried: connection errors and timeouts, and the answers
+:func:`~sls_provider.core.answers.is_retryable` names (429, 5xx, 403 quota codes); anything else is
+final at the first answer. Refusals for quota (429, 403 quota codes) are throttling, not failure:
+they slow the export's :class:`~sls_provider.core.congestion.SendController` down and are retried
+while the export makes progress. Other transient errors are retried with exponential
 backoff and full jitter, bounded by attempts and a deadline; ``Retry-After`` is honoured up to the
 deadline.
 """
@@ -16,62 +14,32 @@ deadline.
 from __future__ import annotations
 
 import logging
-import math
-import os
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import certifi
-import requests
 import urllib3
 
+from sls_provider.core.answers import Answer, classify, is_throttle, not_from_sls
 from sls_provider.core.compress import compress
 from sls_provider.core.congestion import SendController
 from sls_provider.core.endpoint import Target
 from sls_provider.core.errors import (
     SlsConfigError,
-    SlsQuotaError,
-    SlsRequestError,
     SlsRetryableError,
     SlsServiceError,
     SlsStoppedError,
 )
 from sls_provider.core.pack import Request
-from sls_provider.core.reasons import (
-    describe_answer,
-    first_bytes,
-    mask,
-    refused_certificate,
-    sls_error_body,
-    status_words,
-    transport_reason,
-)
+from sls_provider.core.reasons import refused_certificate, transport_reason
 from sls_provider.core.stop import StopSignal
-from sls_provider.core.trydeadline import Try, watch_pool
+from sls_provider.core.transport import API_VERSION, connection_pool, exchange
+from sls_provider.core.trydeadline import Try
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "API_VERSION",
-    "QUOTA_CODES",
-    "Answer",
-    "RetryPolicy",
-    "Sent",
-    "WebTrackingClient",
-    "classify",
-    "connection_pool",
-    "error_body",
-]
-
-API_VERSION = "0.6.0"
-QUOTA_CODES = frozenset({"WriteQuotaExceed", "ShardWriteQuotaExceed", "ExceedQuota"})
-#: What SLS gives a shard (its soft write quota): 5 MB/s of raw (uncompressed) data when the
-#: logstore has an index, 10 when it has none (help.aliyun.com/zh/sls/product-overview/data-read-and-write).
-SHARD_BYTES_PER_SECOND = 5 * 1024 * 1024
-#: A ``Retry-After`` over this many seconds is not meant seriously: treated as absent.
-MAX_RETRY_AFTER = 86_400.0
+__all__ = ["RetryPolicy", "Sent", "WebTrackingClient"]
 
 
 @dataclass(frozen=True)
@@ -113,137 +81,6 @@ class Sent:
 
     request_id: str | None
     sent_bytes: int
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An HTTP answer, as much of it as error handling needs (read from the urllib3 response).
-
-    :param status: the status code.
-    :param headers: the headers (a case-insensitive mapping).
-    :param body: the body bytes.
-    """
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-def error_body(body: bytes, secrets: Iterable[str | None] = ()) -> tuple[str | None, str | None]:
-    """``errorCode`` and ``errorMessage`` (``secrets`` masked) of an SLS error answer; ``(None,
-    None)`` for any other body, which is never quoted (see :mod:`~sls_provider.core.reasons`)."""
-    fields = sls_error_body(body)
-    if fields is None:
-        return None, None
-    code, message = fields
-    return code, (mask(message, secrets) if message is not None else None)
-
-
-def what_came_back(answer: Answer, secrets: Iterable[str | None] = ()) -> str:
-    """``SLS answered 403 Unauthorized: ...`` for an SLS error; status and content type otherwise."""
-    code, message = error_body(answer.body, secrets)
-    if code is not None or message is not None:
-        return f"SLS answered {answer.status} {code or '-'}: {message or '(no message)'}"
-    if not answer.body:
-        return f"SLS answered {status_words(answer.status)} (no body)"
-    return (
-        f"Got {describe_answer(answer.status, answer.headers, answer.body)}, not an SLS error "
-        "(not quoted: it may come from a proxy or gateway)"
-    )
-
-
-def classify(
-    answer: Answer, target: Target, topic: str, seq: int, secrets: Iterable[str | None] = ()
-) -> SlsServiceError:
-    """Turn a non-200 answer into the right error, naming everything needed to act on it.
-
-    :param secrets: texts to mask wherever the answer is quoted.
-    """
-    code, message = error_body(answer.body, secrets)
-    status = answer.status
-    request_id = answer.headers.get("x-log-requestid")
-    retry_after = _retry_after(answer.headers.get("Retry-After"))
-    retryable = status == 429 or status >= 500 or (status == 403 and code in QUOTA_CODES)
-    text = (
-        f"{what_came_back(answer, secrets)} "
-        f"[request id {request_id or '-'}, project {target.project!r}, logstore {target.logstore!r}, "
-        f"topic {topic!r}, request #{seq} of this export]"
-    )
-    if status in (401, 403) and not retryable:
-        text += " Web tracking may be off for this logstore: switch it on, or check the project and endpoint."
-    kind = SlsRetryableError if retryable else SlsRequestError
-    return kind(
-        text,
-        status=status,
-        error_code=code,
-        error_message=message,
-        request_id=request_id,
-        retry_after=retry_after,
-    )
-
-
-def not_from_sls(
-    answer: Answer, target: Target, topic: str, seq: int, secrets: Iterable[str | None] = ()
-) -> SlsRequestError:
-    """A 200 that is not PutWebTracking's acknowledgement (SLS answers with an empty body and an
-    ``x-log-requestid``): a proxy, captive portal or wrong endpoint answered. Final, since asking
-    again gets the same page, and ambiguous, since a proxy may have forwarded the request before
-    answering for itself."""
-    request_id = answer.headers.get("x-log-requestid")
-    missing = [] if request_id else ["no x-log-requestid header"]
-    if answer.body:
-        missing.append(f"a body starting {first_bytes(answer.body, secrets)!r}")
-    return SlsRequestError(
-        f"Got {describe_answer(answer.status, answer.headers, answer.body)} with "
-        f"{' and '.join(missing)}: not an acknowledgement from SLS, so request #{seq} (topic {topic!r}) "
-        f"is not counted as delivered. Something other than SLS answered at {target.base_url} "
-        "(a proxy, a captive portal, or the wrong endpoint): check the endpoint and the proxy settings.",
-        status=answer.status,
-        request_id=request_id,
-        ambiguous=True,
-    )
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        seconds = max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date: rare from SLS, so fall back to our own backoff
-    # inf, nan or days: not a wait anyone means; our own backoff instead (inf crashed the sleep).
-    return seconds if seconds is not None and seconds <= MAX_RETRY_AFTER else None
-
-
-def connection_pool(target: Target, timeout: float, verify: bool | str, size: int) -> urllib3.PoolManager:
-    """Keep-alive connections to ``target``. The environment is read once, here, the way requests
-    reads it on every call: ``HTTP(S)_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` (host names, IPs,
-    CIDR ranges) for the proxy, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` for the CA bundle."""
-    options: dict = {
-        "num_pools": 1,
-        "maxsize": size,
-        "retries": False,  # send() retries, knowing which errors are safe to repeat
-        "timeout": urllib3.Timeout(connect=timeout, read=timeout),
-    }
-    if target.scheme == "https":
-        if verify is False:
-            options["cert_reqs"] = "CERT_NONE"
-        else:
-            ca = verify if isinstance(verify, str) else _environ_ca_bundle()
-            options["ca_cert_dir" if os.path.isdir(ca) else "ca_certs"] = ca
-    proxies = requests.utils.get_environ_proxies(target.base_url)
-    proxy = proxies.get(target.scheme) or proxies.get("all")
-    if not proxy:
-        return watch_pool(urllib3.PoolManager(**options))
-    proxy = requests.utils.prepend_scheme_if_needed(proxy, "http")
-    user, password = requests.utils.get_auth_from_url(proxy)
-    if user:
-        # urllib3 ignores credentials in the proxy URL: send them as requests does.
-        options["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}")
-        proxy = urllib3.util.parse_url(proxy)._replace(auth=None).url
-    return watch_pool(urllib3.ProxyManager(proxy, **options))
-
-
-def _environ_ca_bundle() -> str:
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
 
 
 class WebTrackingClient:
@@ -312,17 +149,26 @@ class WebTrackingClient:
         classified :class:`SlsServiceError`."""
         limit = 2 * self.timeout
         deadline = time.monotonic() + limit if until is None else min(time.monotonic() + limit, until)
-        with Try(deadline, stop) as attempt:
-            try:
-                response = self._pool.urlopen(
-                    "POST", self.target.track_url, body=payload, headers=headers, preload_content=True
-                )
-            except urllib3.exceptions.HTTPError as err:
-                if attempt.expired and attempt.sent:
-                    raise self._abandoned(request, attempt) from err
-                # Never sent: what stopped the connection (refused, unreachable) is the news, even
-                # when the limit came first.
-                raise self._no_answer(request, err, started=attempt.started, sent=attempt.sent) from err
+        done = exchange(
+            self._pool,
+            "POST",
+            self.target.track_url,
+            body=payload,
+            headers=headers,
+            deadline=deadline,
+            stop=stop,
+        )
+        attempt = done.attempt
+        if done.error is not None:
+            if attempt.expired and attempt.sent:
+                raise self._abandoned(request, attempt) from done.error
+            # Never sent: what stopped the connection (refused, unreachable) is the news, even
+            # when the limit came first.
+            raise self._no_answer(
+                request, done.error, started=attempt.started, sent=attempt.sent
+            ) from done.error
+        response = done.response
+        assert response is not None
         if attempt.expired:
             # The socket was shut down mid-answer: what was read may be a truncated answer.
             raise self._abandoned(request, attempt)
@@ -438,7 +284,7 @@ class WebTrackingClient:
                 if is_throttle(error):
                     controller.on_throttle(sent_at, asked, f"{error.status} {error.error_code or '-'}")
                     if controller.stalled():
-                        raise quota_error(error, controller) from error
+                        raise controller.quota_error(error) from error
                     if on_retry:
                         on_retry(error)
                     throttled_at = now
@@ -481,47 +327,3 @@ def never_answered(error: SlsServiceError, target: Target, seconds: float, tries
         "(the first answer is awaited for 1.5 x timeout, at least RetryPolicy.first_answer).",
         status=error.status,
     )
-
-
-def is_throttle(error: SlsServiceError) -> bool:
-    """A refusal for quota: 429, or 403 with a quota code."""
-    return error.status == 429 or (error.status == 403 and error.error_code in QUOTA_CODES)
-
-
-def quota_error(error: SlsServiceError, controller: SendController) -> SlsQuotaError:
-    """The export gave up: say that the quota is the limit, what it achieved and what it would need."""
-    achieved = controller.achieved()
-    demand = max(controller.demand, controller.peak(), achieved)
-    seconds = controller.now() - controller.started
-    if controller.acked_bytes:
-        # The controller counts raw bytes, as the quota does.
-        shards = max(2, math.ceil(demand / SHARD_BYTES_PER_SECOND))
-        plain = max(2, math.ceil(demand / (2 * SHARD_BYTES_PER_SECOND)))
-        need = (
-            f"It achieved {_mb(achieved)}/s of raw data ({_mb(controller.acked_bytes)} in {seconds:,.0f} s) "
-            f"and tried up to {_mb(demand)}/s; a shard takes about 5 MB/s of raw (uncompressed) data "
-            f"with an index (10 without) and 500 writes/s, so this export alone would need roughly "
-            f"{shards} shard(s) ({plain} without an index). Split the logstore's shards, run fewer "
-            "exports at once on it, or raise stall_timeout."
-        )
-    else:
-        need = (
-            "No write of this export was accepted at all: the quota admits nothing (check the "
-            "logstore's shards, the project's write quota, and other writers of this logstore)."
-        )
-    # What the service said, in its words: a 429 Throttled is not a quota code, a 403 quota code is.
-    said = ", ".join(f"{answer} x{n:,}" for answer, n in sorted(controller.throttle_answers.items()))
-    return SlsQuotaError(
-        f"SLS refused every write of this export for {controller.stall_timeout:,.0f} s, answering "
-        f"{said or error.status}: the logstore's write quota is the limit, not this export. {need} "
-        f"Last answer: {error}",
-        status=error.status,
-        error_code=error.error_code,
-        error_message=error.error_message,
-        request_id=error.request_id,
-        retry_after=error.retry_after,
-    )
-
-
-def _mb(nbytes: float) -> str:
-    return f"{nbytes / 1e6:,.2f} MB"

@@ -43,6 +43,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from sls_provider.core.errors import SlsQuotaError, SlsServiceError
+
 #: The cut on a refusal: the rate becomes this fraction of what was acknowledged.
 BETA = 0.7
 #: The cubic term of the growth, in mean request sizes per second cubed since the last cut.
@@ -300,3 +302,47 @@ class SendController:
         """The best acknowledged bytes/s over a window between cuts (at least two seconds)."""
         with self._lock:
             return self._peak
+
+    def quota_error(self, error: SlsServiceError) -> SlsQuotaError:
+        """The export gave up (:meth:`stalled`): say that the quota is the limit, what this export
+        achieved and what it would need (built here, where the pace is known)."""
+        achieved = self.achieved()
+        demand = max(self.demand, self.peak(), achieved)
+        seconds = self.now() - self.started
+        if self.acked_bytes:
+            # The controller counts raw bytes, as the quota does.
+            shards = max(2, math.ceil(demand / SHARD_BYTES_PER_SECOND))
+            plain = max(2, math.ceil(demand / (2 * SHARD_BYTES_PER_SECOND)))
+            need = (
+                f"It achieved {_mb(achieved)}/s of raw data ({_mb(self.acked_bytes)} in {seconds:,.0f} s) "
+                f"and tried up to {_mb(demand)}/s; a shard takes about 5 MB/s of raw (uncompressed) data "
+                f"with an index (10 without) and 500 writes/s, so this export alone would need roughly "
+                f"{shards} shard(s) ({plain} without an index). Split the logstore's shards, run fewer "
+                "exports at once on it, or raise stall_timeout."
+            )
+        else:
+            need = (
+                "No write of this export was accepted at all: the quota admits nothing (check the "
+                "logstore's shards, the project's write quota, and other writers of this logstore)."
+            )
+        # What the service said, in its words: a 429 Throttled is not a quota code, a 403 quota code is.
+        said = ", ".join(f"{answer} x{n:,}" for answer, n in sorted(self.throttle_answers.items()))
+        return SlsQuotaError(
+            f"SLS refused every write of this export for {self.stall_timeout:,.0f} s, answering "
+            f"{said or error.status}: the logstore's write quota is the limit, not this export. {need} "
+            f"Last answer: {error}",
+            status=error.status,
+            error_code=error.error_code,
+            error_message=error.error_message,
+            request_id=error.request_id,
+            retry_after=error.retry_after,
+        )
+
+
+#: What SLS gives a shard (its soft write quota): 5 MB/s of raw (uncompressed) data when the
+#: logstore has an index, 10 when it has none (help.aliyun.com/zh/sls/product-overview/data-read-and-write).
+SHARD_BYTES_PER_SECOND = 5 * 1024 * 1024
+
+
+def _mb(nbytes: float) -> str:
+    return f"{nbytes / 1e6:,.2f} MB"

@@ -33,7 +33,8 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 
-from sls_provider.core.client import WebTrackingClient, is_throttle
+from sls_provider.core.answers import is_throttle
+from sls_provider.core.client import WebTrackingClient
 from sls_provider.core.congestion import SendController
 from sls_provider.core.deadletter import DeadLetters, DeadLetterSink
 from sls_provider.core.encode import EncodedRows, arrow_column_text, column_text, encode_arrow, encode_frame

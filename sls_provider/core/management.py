@@ -16,13 +16,11 @@ import json
 import time
 from typing import Any
 
-import urllib3
-
-from sls_provider.core.client import API_VERSION, Answer, connection_pool, error_body, what_came_back
+from sls_provider.core.answers import Answer, error_body, is_retryable, what_came_back
 from sls_provider.core.endpoint import Target
 from sls_provider.core.errors import SlsConfigError, SlsRequestError, SlsRetryableError, SlsServiceError
 from sls_provider.core.reasons import describe_answer, transport_reason
-from sls_provider.core.trydeadline import Try
+from sls_provider.core.transport import API_VERSION, connection_pool, exchange
 
 
 def _signer(access_key_id: str, access_key_secret: str, security_token: str | None) -> Any:
@@ -80,28 +78,28 @@ class ManagementClient:
         if self._auth is not None:
             self._auth.sign_request(method, resource, {}, headers, data)
         url = self.target.base_url + resource
-        with Try(time.monotonic() + 2 * self.timeout) as attempt:
-            try:
-                response = self._http.urlopen(
-                    method, url, body=data, headers=headers, preload_content=True, redirect=False
-                )
-                self._http.clear()  # calls are rare: keep no idle connection (and socket) open
-            except urllib3.exceptions.HTTPError as err:
-                reason = (
-                    f"no complete answer within {2 * self.timeout:g} s (twice the timeout)"
-                    if attempt.expired
-                    else transport_reason(err, host=self.target.netloc, timeout=self.timeout)
-                )
-                raise SlsRetryableError(
-                    f"Could not reach SLS at {self.target.base_url}: {reason}", ambiguous=True
-                ) from err
-        answer = Answer(response.status, response.headers, response.data)
-        if attempt.expired:
-            raise SlsRetryableError(
-                f"Could not reach SLS at {self.target.base_url}: no complete answer within "
-                f"{2 * self.timeout:g} s (twice the timeout)",
-                ambiguous=True,
+        done = exchange(
+            self._http,
+            method,
+            url,
+            body=data,
+            headers=headers,
+            deadline=time.monotonic() + 2 * self.timeout,
+            redirect=False,
+        )
+        self._http.clear()  # calls are rare: keep no idle connection (and socket) open
+        if done.error is not None or done.attempt.expired:
+            reason = (
+                f"no complete answer within {2 * self.timeout:g} s (twice the timeout)"
+                if done.attempt.expired or done.error is None
+                else transport_reason(done.error, host=self.target.netloc, timeout=self.timeout)
             )
+            raise SlsRetryableError(
+                f"Could not reach SLS at {self.target.base_url}: {reason}", ambiguous=True
+            ) from done.error
+        response = done.response
+        assert response is not None
+        answer = Answer(response.status, response.headers, response.data)
         if answer.status != 200:
             raise _error(answer, self.target, method, self._secrets)
         if not answer.body:
@@ -136,7 +134,7 @@ def _error(answer: Answer, target: Target, method: str, secrets: tuple[str | Non
     code, message = error_body(answer.body, secrets)
     status = answer.status
     request_id = answer.headers.get("x-log-requestid")
-    kind = SlsRetryableError if status == 429 or status >= 500 else SlsRequestError
+    kind = SlsRetryableError if is_retryable(status, code) else SlsRequestError
     return kind(
         f"{what_came_back(answer, secrets)} to {method} logstore {target.logstore!r} "
         f"of project {target.project!r} [request id {request_id or '-'}]",

@@ -11,7 +11,8 @@ import pytest
 import requests
 import urllib3
 
-from sls_provider.core.client import Answer, WebTrackingClient, classify
+from sls_provider.core.answers import Answer, classify
+from sls_provider.core.client import WebTrackingClient
 from sls_provider.core.endpoint import Target, resolve_target
 from sls_provider.core.errors import SlsRequestError, SlsRetryableError, SlsServiceError
 from sls_provider.core.pack import Request

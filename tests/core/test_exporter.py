@@ -133,7 +133,7 @@ def test_a_final_error_stops_what_has_not_started_and_lets_in_flight_requests_fi
         if request.seq == 0:
             # Still on the wire when request 1 fails for good; it must be waited for and recorded.
             deadline = time.monotonic() + 30
-            while not sender.stopping and time.monotonic() < deadline:
+            while not sender._stopping.is_set() and time.monotonic() < deadline:  # the sender saw it
                 time.sleep(0.001)
         return 1
 

@@ -91,7 +91,7 @@ def test_a_stop_gives_requests_on_the_wire_a_short_grace(emulator: SlsEmulator) 
 
 def test_a_wait_for_rows_ends_at_a_stop_and_a_blocked_reader_is_left_behind() -> None:
     stop = StopSignal()
-    chunks = prefetch(_named_errors(blocked_reader(), "SELECT 1", "dbapi"), 2, stop)
+    chunks = prefetch(_named_errors(blocked_reader(), "SELECT 1", "dbapi", None), 2, stop)
     assert next(chunks).num_rows == 1
     threading.Timer(0.3, stop.set, args=("asked by the test",)).start()
     started = time.monotonic()
@@ -105,7 +105,7 @@ class Interrupt(BaseException):
 
 
 def test_an_exception_in_the_consumer_is_not_a_source_error_and_does_not_wait_for_the_reader() -> None:
-    chunks = prefetch(_named_errors(blocked_reader(), "SELECT 1", "dbapi"), 2)
+    chunks = prefetch(_named_errors(blocked_reader(), "SELECT 1", "dbapi", None), 2)
     assert next(chunks).num_rows == 1
 
     def interrupt(signum: int, frame: object) -> None:
@@ -128,7 +128,7 @@ def test_a_reader_error_is_still_named() -> None:
         yield pa.table({"a": [1]})
         raise ConnectionResetError("server closed the connection")
 
-    chunks = prefetch(_named_errors(failing(), "SELECT 1", "dbapi"), 2)
+    chunks = prefetch(_named_errors(failing(), "SELECT 1", "dbapi", None), 2)
     with pytest.raises(SlsSourceError, match="ConnectionResetError: server closed the connection"):
         list(chunks)
 

@@ -95,7 +95,7 @@ def test_a_logstore_that_refuses_everything_fails_after_stall_timeout(
     assert time.monotonic() - started < 60  # not the default five minutes
     # Throttled seconds count as the refusals go on: they read 0.0 when no acknowledgement ended them.
     (line,) = [r.getMessage() for r in caplog.records if "SLS export stopped after" in r.getMessage()]
-    seconds = float(line.rsplit(" answer(s) over the write quota, ", 1)[1].split(" s throttled")[0])
+    seconds = float(line.rsplit("), ", 1)[1].split(" s spent waiting")[0])
     assert seconds >= 1.5, line
     text = str(caught.value)
     assert "refused every write of this export for 2 s" in text
