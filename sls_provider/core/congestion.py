@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Callable
 
 from sls_provider.core.errors import SlsQuotaError, SlsServiceError
+from sls_provider.core.options import check_positive
 
 #: The cut on a refusal: the rate becomes this fraction of what was acknowledged.
 BETA = 0.7
@@ -113,8 +114,7 @@ class SendController:
             ("max_bytes_per_second", max_bytes_per_second),
             ("stall_timeout", stall_timeout),
         ):
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            check_positive(name, value)
         self.max_requests_per_second = max_requests_per_second
         self.max_bytes_per_second = max_bytes_per_second
         self.stall_timeout = stall_timeout

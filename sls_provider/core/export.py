@@ -93,6 +93,11 @@ class _RetryCounter:
             log.warning("Retrying: %s", error)
 
 
+def _given(*values: float | None) -> float:
+    """The first value given (``None``: not given; a 0 is a value, refused where it is checked)."""
+    return next(v for v in values if v is not None)
+
+
 #: A chunk of rows as the exporter takes it: Arrow record batches are turned into tables.
 Chunk: TypeAlias = pd.DataFrame | pa.Table | pl.DataFrame
 
@@ -157,7 +162,7 @@ class Exporter:
         self.controller = SendController(
             max_requests_per_second=options.max_requests_per_second,
             max_bytes_per_second=options.max_mb_per_second * 1e6 if options.max_mb_per_second else None,
-            stall_timeout=options.stall_timeout or stall_timeout or DEFAULT_STALL_TIMEOUT,
+            stall_timeout=_given(options.stall_timeout, stall_timeout, DEFAULT_STALL_TIMEOUT),
         )
         self._keys: dict[tuple, list[str]] = {}
         self._keys_lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -79,9 +80,7 @@ class ExportOptions:
             raise SlsInputError(f"max_workers must be an integer from 1 to 64, got {self.max_workers!r}")
         check_limits(max_logs=self.max_logs, max_bytes=self.max_bytes)
         for name in ("max_requests_per_second", "max_mb_per_second", "stall_timeout"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise SlsInputError(f"{name} must be positive, got {value!r}")
+            check_positive(name, getattr(self, name))
         if self.dead_letter is not None and (not isinstance(self.dead_letter, str) or not self.dead_letter):
             raise SlsInputError(
                 f"dead_letter must be a URL (file:///..., s3://...), got {self.dead_letter!r}"
@@ -94,10 +93,15 @@ class ExportOptions:
             raise SlsInputError(f"max_bad_rows must be an integer >= 0, got {self.max_bad_rows!r}")
         if self.max_bad_rows and self.dead_letter is None:
             raise SlsInputError("max_bad_rows puts rows aside in dead_letter: give dead_letter= too")
-        if self.stall_timeout is not None and not self.stall_timeout < float("inf"):
-            raise SlsInputError(
-                f"stall_timeout must be a finite number of seconds, got {self.stall_timeout!r}"
-            )
+
+
+def check_positive(name: str, value: object) -> None:
+    """The one check of a rate or a number of seconds (``None``: not given): a finite number above
+    0. Raises :class:`SlsInputError` (a ``ValueError``) naming the setting."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise SlsInputError(f"{name} must be a positive, finite number, got {value!r}")
 
 
 def new_export_id(owner: str | None = None) -> str:

@@ -30,7 +30,7 @@ from sls_provider.core.errors import (
 from sls_provider.core.export import Exporter
 from sls_provider.core.ledger import Ledger, StateStore, seq_ranges
 from sls_provider.core.management import ManagementClient
-from sls_provider.core.options import ExportOptions, ExportSummary, new_export_id
+from sls_provider.core.options import ExportOptions, ExportSummary, check_positive, new_export_id
 from sls_provider.core.reasons import mask
 from sls_provider.core.stop import StopSignal
 from sls_provider.dead_letter import ObjectStorageSink
@@ -138,10 +138,7 @@ class SlsWebTrackingHook(BaseHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if stall_timeout is not None and not (
-            isinstance(stall_timeout, (int, float)) and 0 < stall_timeout < float("inf")
-        ):
-            raise SlsConfigError(f"stall_timeout must be a positive number of seconds, got {stall_timeout!r}")
+        check_positive("stall_timeout", stall_timeout)
         self.stall_timeout = stall_timeout
         self.sls_conn_id = sls_conn_id
         self.project = project

@@ -39,7 +39,7 @@ from sls_provider.sources.arrow import rechunk
 from sls_provider.sources.connectorx_mysql import MySqlArrowReader
 from sls_provider.sources.mysql_arrow import MySqlClientArrowReader
 from sls_provider.sources.reader import ArrowReader, SourceHook, Unfaithful
-from sls_provider.sources.sql import check_read_only, stream_query
+from sls_provider.sources.sql import check_read_only, stream_checked
 from sls_provider.sources.sqlite_arrow import SqliteArrowReader
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def read_query(
     if source is None:
         if bind is not None:
             sql, parameters = bind("qmark" if str(getattr(hook, "conn_type", "")) == "sqlite" else "format")
-        source = stream_query(hook, sql, parameters, chunksize)
+        source = stream_checked(hook, sql, parameters, chunksize)
     # A warning when a declared dependency is missing: the install is not the one the docs give.
     log_at = logger.warning if why in MISSING.values() else logger.info
     log_at("Reading the query with the %s reader: %s", name, why)

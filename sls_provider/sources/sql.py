@@ -255,12 +255,24 @@ def stream_query(
 ) -> Iterator[pd.DataFrame]:
     """Run ``sql`` on ``hook`` (a common.sql ``DbApiHook``) and yield its rows ``chunksize`` at a time
     as frames of object columns (:func:`~sls_provider.sources.frames.frames_from_rows`), driver
-    values put right per column."""
+    values put right per column. ``sql`` is refused first unless it is a single read statement
+    (:func:`check_read_only`)."""
+    check_read_only(sql)
+    yield from stream_checked(hook, sql, parameters, chunksize)
+
+
+def stream_checked(
+    hook: Any,
+    sql: str,
+    parameters: Mapping[str, Any] | Sequence[Any] | None,
+    chunksize: int,
+) -> Iterator[pd.DataFrame]:
+    """:func:`stream_query` for ``sql`` its caller has checked already (``read_query`` checks once,
+    before it chooses any reader)."""
     if not hasattr(hook, "get_conn") or not hasattr(hook, "run"):
         raise SlsInputError(
             f"The sql connection's hook is a {type(hook).__name__}, not a common.sql DbApiHook"
         )
-    check_read_only(sql)
     conn = hook.get_conn()
     try:
         yield from _stream(conn, sql, parameters, chunksize)

@@ -329,3 +329,15 @@ def test_form_port_disagreeing_with_the_endpoint_is_refused(monkeypatch: pytest.
     monkeypatch.setenv("AIRFLOW_CONN_SLS_PORT", json.dumps(conn))
     with pytest.raises(SlsConfigError, match="names port 9090 and the connection port 80"):
         _ = SlsWebTrackingHook("sls_port").target
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), True, "5"])
+def test_stall_timeout_is_checked_by_one_rule_wherever_it_is_given(bad: object) -> None:
+    """The hook, the export options and the pacing controller once checked it three ways, with
+    three error types (a bare ValueError among them)."""
+    from sls_provider.core.congestion import SendController
+    from sls_provider.core.options import ExportOptions
+
+    for make in (SendController, ExportOptions, SlsWebTrackingHook):
+        with pytest.raises(SlsInputError, match=r"stall_timeout must be a positive, finite number"):
+            make(stall_timeout=bad)  # type: ignore[arg-type]

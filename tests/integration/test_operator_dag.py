@@ -185,8 +185,8 @@ def test_bad_column_names_fail_before_anything_is_sent(sls_conn: SlsEmulator) ->
     [
         ({"max_logs": 5000}, "max_logs must be between 1 and 4096"),
         ({"max_bytes": 4 * 1024 * 1024}, "max_bytes must be between"),
-        ({"max_requests_per_second": 0}, "max_requests_per_second must be positive"),
-        ({"stall_timeout": 0}, "stall_timeout must be positive"),
+        ({"max_requests_per_second": 0}, "max_requests_per_second must be a positive, finite number"),
+        ({"stall_timeout": 0}, "stall_timeout must be a positive, finite number"),
         ({"key_policy": "loose"}, "key_policy must be one of"),
         ({"compress_type": "gzip"}, "gzip"),
         ({"sql": "SELECT 1"}, "exactly one of sql= or dataframe="),
