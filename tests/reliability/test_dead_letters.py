@@ -44,18 +44,30 @@ def read_back(url: str) -> dict[str, list[dict]]:
 def test_a_retried_task_keeps_each_dead_letter_once(
     emulator: SlsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Try 1: request 0 is refused for its content (400) and put aside, request 1 too but past
-    max_bad_rows, so the task fails. Try 2 (the same export, resumed): request 0 is refused and put
-    aside again, the rest goes. Rows 5 and 33 are too large and skipped on both tries."""
+    """Try 1: request 0 is refused for its content (400) and put aside, then request 1 meets a
+    server error (503, one attempt), so the task fails and Airflow retries it (a failure that a
+    retry may heal; one past max_bad_rows would not be retried). Try 2 (the same export, resumed):
+    request 0 is refused and put aside again, the rest goes. Rows 5 and 33 are too large and skipped
+    on both tries."""
     monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint, retry_attempts=1))
-    emulator.faults.fail_next(3, status=400, error_code="PostBodyInvalid")
+    emulator.faults.fail_next(1, status=400, error_code="PostBodyInvalid")
+    emulator.faults.fail_every(2)  # request 1: 503 (request 0 takes the 400 above)
+
+    def before_try_2(context: object) -> None:
+        emulator.faults.fail_every(10**9)  # disarmed
+        emulator.faults.fail_next(1, status=400, error_code="PostBodyInvalid")
+
     dead_letter = (tmp_path / "dead").as_uri()
     out = tmp_path / "summary.json"
     with DAG(
         "dead_letters",
         schedule=None,
         start_date=START,
-        default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=0)},
+        default_args={
+            "retries": 1,
+            "retry_delay": dt.timedelta(seconds=0),
+            "on_retry_callback": before_try_2,
+        },
     ) as dag:
         export = SlsWebTrackingOperator(
             task_id="export",
@@ -75,7 +87,8 @@ def test_a_retried_task_keeps_each_dead_letter_once(
         keep(export.output)
 
     assert run(dag) == "success"
-    assert emulator.faults.injected["fail_next"] == 3  # two on try 1, one on try 2
+    assert emulator.faults.injected["fail_next"] == 2  # one on each try
+    assert emulator.faults.injected["fail_every"] == 1  # the 503 that failed try 1
     summary = json.loads(out.read_text())
     export_id = summary["export_id"]
     assert summary["dead_letter_path"] == f"{dead_letter}/{export_id}"
