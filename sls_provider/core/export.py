@@ -24,9 +24,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ import polars as pl
 import pyarrow as pa
 
 from sls_provider.core.answers import is_throttle
-from sls_provider.core.client import WebTrackingClient
+from sls_provider.core.client import Sent
 from sls_provider.core.congestion import SendController
 from sls_provider.core.deadletter import DeadLetters, DeadLetterSink
 from sls_provider.core.encode import EncodedRows, arrow_column_text, column_text, encode_arrow, encode_frame
@@ -93,6 +93,20 @@ class _RetryCounter:
             log.warning("Retrying: %s", error)
 
 
+class RequestSender(Protocol):
+    """What an export needs of a client: :meth:`WebTrackingClient.send`'s signature (tests pass a
+    fake of a few lines)."""
+
+    def send(
+        self,
+        request: Request,
+        *,
+        controller: SendController | None = None,
+        on_retry: Callable[[SlsServiceError], None] | None = None,
+        stop: StopSignal | None = None,
+    ) -> Sent: ...
+
+
 def _given(*values: float | None) -> float:
     """The first value given (``None``: not given; a 0 is a value, refused where it is checked)."""
     return next(v for v in values if v is not None)
@@ -131,7 +145,7 @@ class Exporter:
 
     def __init__(
         self,
-        client: WebTrackingClient,
+        client: RequestSender,
         options: ExportOptions,
         ledger: Ledger | None = None,
         *,
@@ -319,9 +333,12 @@ class Exporter:
             stop=self.stop,
         )
         # Every chunk allocates many short-lived objects; without this each collection also walks
-        # the hundreds of thousands of long-lived objects Airflow keeps (about half the CPU of a
-        # SQL read, measured with py-spy). Unfrozen again at the end.
-        gc.freeze()
+        # the hundreds of thousands of long-lived objects Airflow keeps (docs/performance.md).
+        # Only when nothing is frozen yet: gc.unfreeze() thaws every frozen object of the process,
+        # and whoever froze theirs before (a forking server, say) wants them kept frozen.
+        froze = gc.get_freeze_count() == 0
+        if froze:
+            gc.freeze()
         requests = self.requests(chunks, packer)
         try:
             sender.run(requests)
@@ -342,7 +359,8 @@ class Exporter:
                 log.error("SLS export stopped after %s", self.summary.line())
             raise
         finally:
-            gc.unfreeze()
+            if froze:
+                gc.unfreeze()
         self._finish(started)
         # An empty export says so in the summary line; the operator adds a warning naming the source.
         nothing = "" if self.summary.rows else "nothing sent, no rows to send: "

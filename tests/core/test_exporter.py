@@ -72,7 +72,7 @@ def logs(request: Request) -> list[dict[str, str]]:
 def test_requests_are_numbered_in_input_order_and_every_row_is_sent_once() -> None:
     client = FakeClient()
     options = ExportOptions(max_logs=10, max_workers=3)
-    summary = Exporter(client, options, topic_column="kind", export_id="e1").run(chunks(rows(200)))  # type: ignore[arg-type]
+    summary = Exporter(client, options, topic_column="kind", export_id="e1").run(chunks(rows(200)))
     sent = sorted(client.sent, key=lambda r: r.seq)
     assert [r.seq for r in sent] == list(range(len(sent)))
     for topic in ("a", "b"):
@@ -153,14 +153,31 @@ def test_the_exporter_raises_the_final_error_after_recording_what_was_acknowledg
     client = FakeClient(fail={3: SlsRequestError("bad request", status=400)})
     options = ExportOptions(max_logs=10, max_workers=1)
     with pytest.raises(SlsRequestError):
-        Exporter(client, options, Ledger("e2", "f", store=store), export_id="e2").run(chunks(rows(100)))  # type: ignore[arg-type]
+        Exporter(client, options, Ledger("e2", "f", store=store), export_id="e2").run(chunks(rows(100)))
     assert sorted(r.seq for r in client.sent) == [0, 1, 2]  # one thread: request 4 never started
 
     # The next try with the same rows skips what the first one delivered and sends the rest.
     retry = FakeClient()
     ledger = Ledger("e2", "f", store=store)
-    summary = Exporter(retry, options, ledger, export_id="e2").run(chunks(rows(100)))  # type: ignore[arg-type]
+    summary = Exporter(retry, options, ledger, export_id="e2").run(chunks(rows(100)))
     assert sorted(r.seq for r in retry.sent) == list(range(3, 10))
     assert (summary.resumed_requests, summary.resumed_rows) == (3, 30)
     assert summary.rows == 100 and summary.requests == 10
     assert ledger.mismatches == 0
+
+
+def test_an_export_leaves_what_others_froze_frozen() -> None:
+    """The export freezes the collector's long-lived objects while it runs; gc.unfreeze() thaws
+    every frozen object of the process, so it must not when something else froze them first."""
+    import gc
+
+    gc.freeze()  # as a forking server does before it forks
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        Exporter(FakeClient(), ExportOptions(max_workers=1)).run(chunks(rows(50)))
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
+    Exporter(FakeClient(), ExportOptions(max_workers=1)).run(chunks(rows(50)))
+    assert gc.get_freeze_count() == 0  # and what it froze itself, it thaws
