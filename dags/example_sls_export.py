@@ -22,7 +22,7 @@ from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 with DAG(
     dag_id="example_sls_export",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=1)},
     tags=["sls", "example"],

@@ -24,7 +24,7 @@ from sls_provider.partitions import key_ranges, range_queries
 with DAG(
     dag_id="example_sls_partitioned",
     schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     params={"parts": Param(4, type="integer", minimum=1, maximum=256)},
     default_args={"retries": 2, "retry_delay": dt.timedelta(seconds=30)},

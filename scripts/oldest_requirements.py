@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 LOWER_BOUND = re.compile(r"^(?P<name>[A-Za-z0-9._\[\],-]+?)\s*>=\s*(?P<version>[^,;\s]+)")
 ROOT = Path(__file__).resolve().parent.parent

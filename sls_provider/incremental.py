@@ -480,7 +480,7 @@ def bound_for(value: Any, dialect: str) -> Any:
     """An explicit window's bound in the form the dialect compares with its columns: SQLite keeps
     timestamps as ``YYYY-MM-DD HH:MM:SS`` text in UTC, MySQL's DATETIME has no zone (UTC here)."""
     if isinstance(value, dt.datetime) and value.tzinfo is not None and dialect in ("sqlite", "mysql"):
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
     if isinstance(value, dt.datetime) and dialect == "sqlite":
         return value.isoformat(sep=" ")
     return value

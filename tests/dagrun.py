@@ -13,7 +13,7 @@ try:  # Airflow >= 3.2
 except ImportError:  # Airflow 3.1
     from airflow.models.dagbag import DagBag, sync_bag_to_db  # type: ignore[no-redef]
 
-START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def run(dag: DAG, logical_date: dt.datetime = START) -> str:

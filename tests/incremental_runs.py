@@ -23,7 +23,7 @@ try:  # Airflow >= 3.2
 except ImportError:  # Airflow 3.1
     from airflow.models.dagbag import DagBag, sync_bag_to_db  # type: ignore[no-redef]
 
-DAY0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+DAY0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def sync(dag: DAG) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from sls_provider.sources import readers
 

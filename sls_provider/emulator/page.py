@@ -79,7 +79,7 @@ def _int(query: Mapping[str, str], name: str) -> int | None:
 
 
 def _stamp(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # -- the parts of the page -------------------------------------------------------------------

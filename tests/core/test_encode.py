@@ -490,7 +490,7 @@ SCALARS = st.one_of(
     st.lists(st.integers(-5, 5), max_size=3),
     st.dictionaries(TEXT, TEXT, max_size=2),
 )
-TZS = [dt.timezone.utc, dt.timezone(dt.timedelta(hours=8)), zoneinfo.ZoneInfo("America/New_York")]
+TZS = [dt.UTC, dt.timezone(dt.timedelta(hours=8)), zoneinfo.ZoneInfo("America/New_York")]
 
 
 def _nanos(stamps: list[tuple[dt.datetime, int] | None]) -> list[Any]:

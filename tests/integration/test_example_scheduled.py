@@ -27,7 +27,7 @@ def test_the_first_scheduled_run_exports_the_day_that_has_ended(tmp_path: Path) 
     pg = require(POSTGRES)
     # Rows on the day before yesterday, yesterday and today (UTC, the DAG's timezone), a different
     # number on each, so an export of the wrong day cannot pass.
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     days = {str(today - dt.timedelta(days=n)): count for n, count in ((2, 300), (1, 200), (0, 100))}
     warehouse = tmp_path / "warehouse.db"
     build_warehouse(warehouse, days)
@@ -55,13 +55,13 @@ def test_the_first_scheduled_run_exports_the_day_that_has_ended(tmp_path: Path) 
     print(f"\ncluster up in {up:.1f} s, run {run_id} ended in {ran:.1f} s more")
 
     assert run_type == "scheduled"
-    start, end = start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
     # A whole day that has ended. Which day is read from the run, not assumed: a run created just
     # after midnight UTC covers the day the test called "today".
     assert end - start == dt.timedelta(days=1) and start.time() == dt.time(0), (
         f"data interval {start} to {end}"
     )
-    assert end <= dt.datetime.now(dt.timezone.utc), f"data interval {start} to {end}"
+    assert end <= dt.datetime.now(dt.UTC), f"data interval {start} to {end}"
     day = str(start.date())
     assert day in days, (day, sorted(days))
     with sqlite3.connect(warehouse) as db:

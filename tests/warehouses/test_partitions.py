@@ -99,7 +99,7 @@ def test_date_partitions() -> None:
         {"start": "2026-03-01T00:00:00", "end": "2026-03-01T12:00:00"},
         {"start": "2026-03-01T12:00:00", "end": "2026-03-02T00:00:00"},
     ]
-    utc = dt.timezone.utc
+    utc = dt.UTC
     windows = date_partitions(
         start=dt.datetime(2026, 3, 1, tzinfo=utc),
         end="2026-03-01T01:00:00+00:00",

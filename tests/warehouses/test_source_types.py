@@ -63,7 +63,7 @@ def test_ranges_from_both_postgres_drivers() -> None:
     from psycopg.types.range import Range
     from psycopg2.extras import DateTimeTZRange, NumericRange
 
-    utc = dt.timezone.utc
+    utc = dt.UTC
     assert range_text(Range(1, 5)) == range_text(NumericRange(1, 5)) == "[1,5)"
     half = Decimal("2.5")
     assert range_text(Range(None, half, "(]")) == range_text(NumericRange(None, half, "(]")) == "(,2.5]"
