@@ -56,8 +56,8 @@ __all__ = [
     "SlsWebTrackingHook",
 ]
 
-#: Rows read and encoded at a time. 20,000 is as fast as 50,000 (the encoder is one polars query a
-#: chunk) and a SQL export's peak memory is about 200 MB lower (benchmarks/bench_memory.py).
+#: Rows read and encoded at a time: as fast as larger chunks, with a lower peak memory
+#: (docs/performance.md, "Figures behind the code").
 DEFAULT_CHUNKSIZE = 20_000
 
 _PORT_SUFFIX = re.compile(r":\d+$")  # "host:9090" or "[::1]:9090", not "[::1]"

@@ -34,8 +34,7 @@ POSTGRES_TYPES = frozenset(
 _POSTGRES_TEXT_STORAGE = frozenset(("json", "jsonb"))
 #: ADBC's PostgreSQL batch size, in bytes of COPY data (its default, 16 MiB, is ~250,000 short rows): a
 #: batch about a chunk's size, so that what the read-ahead holds stays a few chunks, not a few batches
-#: of 16 MiB each (measured: peak RSS +90 MiB from 300,000 to 3,000,000 rows with the default, flat
-#: with 1 MiB; docs/large-tables.md).
+#: of 16 MiB each (the peak RSS grew with the table at the default: docs/performance.md).
 POSTGRES_BATCH_BYTES = 1 << 20
 #: Options of a postgres connection's extra that are libpq's own (the rest are the provider's).
 _POSTGRES_IGNORED = {"iam", "redshift", "redshift-serverless", "aws_conn_id", "cursor", "azure_conn_id"}

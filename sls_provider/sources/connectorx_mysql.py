@@ -21,8 +21,8 @@ from sls_provider.sources.sql import read_only_session
 
 #: Why ``auto`` does not take connectorx: its ``arrow_stream`` reads ahead without a bound when the
 #: export is slower than the query (as it is when sending is throttled), so memory grows with the
-#: result: +250 MB from 300,000 to 3,000,000 rows in ``benchmarks/bench_memory.py``, against +30 MB for
-#: the DB-API reader. ``sql_reader="arrow"`` still uses it, for a result that fits in memory.
+#: result (``benchmarks/bench_memory.py``; figures in docs/performance.md). ``sql_reader="arrow"``
+#: still uses it, for a result that fits in memory.
 UNBOUNDED = (
     "connectorx reads ahead without a memory bound when the export is slower than the query; "
     "sql_reader='arrow' uses it anyway"
