@@ -627,7 +627,7 @@ class IncrementalRun:
         self.window = window
         return window
 
-    def frames(
+    def chunks(
         self, hook: Any, sql: str, parameters: Any, chunksize: int, sql_reader: str, stop: Any = None
     ) -> Any:
         """The window's rows, read by the reader ``sql_reader`` asks for; nothing is read when the

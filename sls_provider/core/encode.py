@@ -185,7 +185,7 @@ def _key_starts(array: np.ndarray, closing: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Column:
+class _ColumnPlan:
     """How one column becomes text: ``source`` goes into a polars frame, where the expression
     ``text`` turns it into the ``String`` column named as the key; ``patches`` (positions, texts)
     are then written over it."""
@@ -195,7 +195,7 @@ class _Column:
     patches: tuple[np.ndarray, list[str]] | None = None
 
 
-def _texts(columns: list[_Column]) -> pl.DataFrame:
+def _texts(columns: list[_ColumnPlan]) -> pl.DataFrame:
     """Every column's text, from one polars query. The query runs without the GIL and spreads the
     columns over polars' threads; one small call per column instead waits for the GIL again after
     each call, up to 5 ms apiece while the sending threads run Python (measured: encoding ran 2-3x
@@ -209,8 +209,8 @@ def _texts(columns: list[_Column]) -> pl.DataFrame:
     return frame
 
 
-def _ready(text: pl.Series) -> _Column:
-    return _Column(text, pl.col(text.name))
+def _ready(text: pl.Series) -> _ColumnPlan:
+    return _ColumnPlan(text, pl.col(text.name))
 
 
 def column_text(column: pd.Series, name: str) -> pl.Series:
@@ -223,17 +223,17 @@ def values_text(values: Iterable[Any], name: str) -> pl.Series:
     return _texts([_object_column(name, list(values))]).to_series()
 
 
-def _plan(column: pd.Series, name: str) -> _Column:
+def _plan(column: pd.Series, name: str) -> _ColumnPlan:
     dtype = column.dtype
     if isinstance(dtype, np.dtype):
         if dtype.kind in "iub":
-            return _Column(pl.Series(name, column.to_numpy()), pl.col(name).cast(pl.String))
+            return _ColumnPlan(pl.Series(name, column.to_numpy()), pl.col(name).cast(pl.String))
         if dtype.kind == "f":
             return _float_column(name, column.to_numpy())
         if dtype.kind == "M":
             # from_pandas also takes datetime64[s] (pandas >= 2), which pl.Series(numpy) refuses.
             stamps = _polars(column, name)
-            return _Column(stamps, _datetime_expr(pl.col(name), stamps.dtype))
+            return _ColumnPlan(stamps, _datetime_expr(pl.col(name), stamps.dtype))
     elif isinstance(dtype, pd.DatetimeTZDtype):
         return _ready(_aware_datetime_text(column, name))
     elif isinstance(dtype, pd.StringDtype):
@@ -242,7 +242,7 @@ def _plan(column: pd.Series, name: str) -> _Column:
         return _ready(_strings(name, column.tolist()))
     elif pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         # Nullable Int64 / boolean: polars keeps the mask, so NULLs never turn ints into floats.
-        return _Column(_polars(column, name), pl.col(name).cast(pl.String))
+        return _ColumnPlan(_polars(column, name), pl.col(name).cast(pl.String))
     return _object_column(name, column.tolist())
 
 
@@ -274,7 +274,7 @@ def _offset_text(seconds: int) -> str:
     return f"{sign}{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
 
 
-def _object_column(name: str, values: list) -> _Column:
+def _object_column(name: str, values: list) -> _ColumnPlan:
     """Values of any Python types (object columns, SQL cursor rows), with fast paths for the common
     case of one type per column."""
     types = set(map(type, values))
@@ -283,14 +283,14 @@ def _object_column(name: str, values: list) -> _Column:
         return _ready(_strings(name, values))
     if types == {int}:
         try:
-            return _Column(pl.Series(name, values, dtype=pl.Int64), pl.col(name).cast(pl.String))
+            return _ColumnPlan(pl.Series(name, values, dtype=pl.Int64), pl.col(name).cast(pl.String))
         except (OverflowError, TypeError, pl.exceptions.PolarsError):
             pass  # beyond int64: the general path spells it with str()
     elif types == {float}:
         return _float_column(name, np.array([np.nan if v is None else v for v in values], dtype=np.float64))
     elif types == {dt.datetime} and all(v is None or v.tzinfo is None for v in values):
         stamps = pl.Series(name, values, dtype=pl.Datetime("us"))
-        return _Column(stamps, _datetime_expr(pl.col(name), stamps.dtype))
+        return _ColumnPlan(stamps, _datetime_expr(pl.col(name), stamps.dtype))
     try:
         texts = list(map(to_text, values))
     except (TypeError, ValueError, RecursionError) as err:
@@ -343,7 +343,7 @@ def _has_float_nan(values: list) -> bool:
     return any(isinstance(v, float) or v is pd.NA for v in values)
 
 
-def _float_column(name: str, values: np.ndarray) -> _Column:
+def _float_column(name: str, values: np.ndarray) -> _ColumnPlan:
     # to_text() spells float32/float16 values as the float64 they widen to; polars would print the
     # shorter float32 digits (0.1 where repr(float(np.float32(0.1))) is 0.10000000149011612).
     values = values.astype(np.float64, copy=False)
@@ -351,7 +351,7 @@ def _float_column(name: str, values: np.ndarray) -> _Column:
     # positionally (0.00001) where repr() switches to an exponent (1e-05) below 1e-4.
     tiny = np.flatnonzero((np.abs(values) < 1e-4) & (values != 0))
     patches = (tiny, [repr(float(v)) for v in values[tiny]]) if len(tiny) else None
-    return _Column(pl.Series(name, values), pl.col(name).fill_nan(None).cast(pl.String), patches)
+    return _ColumnPlan(pl.Series(name, values), pl.col(name).fill_nan(None).cast(pl.String), patches)
 
 
 def _datetime_expr(stamps: pl.Expr, dtype: Any) -> pl.Expr:
@@ -373,7 +373,7 @@ def arrow_column_text(data: pa.Table | pl.DataFrame, name: str) -> pl.Series:
     return _texts([_arrow_plan(data, names.index(name), name)]).to_series()
 
 
-def _arrow_plan(data: pa.Table | pa.RecordBatch | pl.DataFrame, i: int, name: str) -> _Column:
+def _arrow_plan(data: pa.Table | pa.RecordBatch | pl.DataFrame, i: int, name: str) -> _ColumnPlan:
     if isinstance(data, pl.DataFrame):
         return _polars_plan(data.to_series(i).rename(name))
     column = data.column(i)
@@ -392,10 +392,10 @@ def _arrow_series(column: pa.Array | pa.ChunkedArray, name: str) -> pl.Series:
     return series.rename(name)
 
 
-def _polars_plan(series: pl.Series) -> _Column:
+def _polars_plan(series: pl.Series) -> _ColumnPlan:
     name, dtype = series.name, series.dtype
     if dtype.is_integer() or dtype == pl.Boolean:
-        return _Column(series, pl.col(name).cast(pl.String))
+        return _ColumnPlan(series, pl.col(name).cast(pl.String))
     if dtype.is_float():
         return _float_column(name, series.cast(pl.Float64).to_numpy())
     if dtype == pl.String:
@@ -403,14 +403,14 @@ def _polars_plan(series: pl.Series) -> _Column:
     if dtype in (pl.Categorical, pl.Enum, pl.Null):
         return _ready(series.cast(pl.String))
     if dtype == pl.Date:
-        return _Column(series, pl.col(name).cast(pl.String))
+        return _ColumnPlan(series, pl.col(name).cast(pl.String))
     if dtype == pl.Time:
-        return _Column(series, pl.col(name).dt.to_string("%H:%M:%S%.6f").str.strip_suffix(".000000"))
+        return _ColumnPlan(series, pl.col(name).dt.to_string("%H:%M:%S%.6f").str.strip_suffix(".000000"))
     if dtype == pl.Binary:
-        return _Column(series, pl.col(name).bin.encode("base64"))
+        return _ColumnPlan(series, pl.col(name).bin.encode("base64"))
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
-            return _Column(series, _datetime_expr(pl.col(name), dtype))
+            return _ColumnPlan(series, _datetime_expr(pl.col(name), dtype))
         return _ready(_aware_datetime_text(series.to_pandas(), name))
     if isinstance(dtype, pl.Decimal):
         return _ready(_arrow_series(series.to_arrow().cast(pa.string()), name))

@@ -178,8 +178,8 @@ class Exporter:
             max_bytes_per_second=options.max_mb_per_second * 1e6 if options.max_mb_per_second else None,
             stall_timeout=_given(options.stall_timeout, stall_timeout, DEFAULT_STALL_TIMEOUT),
         )
-        self._keys: dict[tuple, list[str]] = {}
-        self._keys_lock = threading.Lock()
+        self._log_keys: dict[tuple, list[str]] = {}
+        self._log_keys_lock = threading.Lock()
         self.summary = ExportSummary(export_id=self.export_id)
         self._skipped = 0
         self._dead = (
@@ -193,10 +193,10 @@ class Exporter:
     def _keys_for(self, columns: list) -> list[str]:
         signature = tuple(columns)
         # Encoder threads ask at once; resolving a column set once also logs its warnings once.
-        with self._keys_lock:
-            keys = self._keys.get(signature)
+        with self._log_keys_lock:
+            keys = self._log_keys.get(signature)
             if keys is None:
-                keys = self._keys[signature] = resolve_keys(columns, self.options.key_policy)
+                keys = self._log_keys[signature] = resolve_keys(columns, self.options.key_policy)
         return keys
 
     def _topics(self, chunk: Chunk) -> tuple[Chunk, list[tuple[str, np.ndarray | None]]]:

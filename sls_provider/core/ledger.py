@@ -119,8 +119,8 @@ class Ledger:
         self._sent: set[int] = set()
         self._acked_unsaved: set[int] = set()
         self._sent_dirty = False
-        #: block keys ever written for this task (to delete them all when the export is done)
-        self._keys = 0
+        #: how many block keys were ever written for this task (to delete them all when the export is done)
+        self._block_count = 0
         #: requests that earlier tries may have left stored, which this export sends again
         self.earlier_in_flight: list[int] = []
         #: those of them the try just before this one had in flight when it stopped
@@ -134,7 +134,7 @@ class Ledger:
         if state is None and store is not None:
             state = store.get(key)
         if isinstance(state, Mapping) and state.get("export_id") == export_id:
-            self._keys = int(state.get("keys", 0))
+            self._block_count = int(state.get("keys", 0))
             if state.get("fingerprint") != fingerprint:
                 log.warning(
                     "The query, its parameters or the export options changed since the earlier try: "
@@ -249,7 +249,7 @@ class Ledger:
         if self._store is not None:
             for block in sorted(self._dirty_blocks):
                 self._store.set(f"{self.key}.{block}", self._blocks[block])
-                self._keys = max(self._keys, block + 1)
+                self._block_count = max(self._block_count, block + 1)
             if self._dirty or self._dirty_blocks:
                 self._store.set(self.key, self.dump())
         self._dirty_blocks.clear()
@@ -278,14 +278,14 @@ class Ledger:
                 for block, cells in sorted(self._open.items())
             },
             "possible": self.earlier_in_flight,
-            "keys": max(self._keys, max(self._blocks, default=-1) + 1),
+            "keys": max(self._block_count, max(self._blocks, default=-1) + 1),
         }
 
     def discard(self) -> None:
         """The export is done: delete every key, so a cleared and re-run task starts a new export."""
         if self._store is None:
             return
-        keys = max(self._keys, max(self._blocks, default=-1) + 1)
+        keys = max(self._block_count, max(self._blocks, default=-1) + 1)
         self._store.delete(self.key)  # first: without the head, the rest is never read
         self._store.delete(f"{self.key}.sent")
         for block in range(keys):

@@ -1,4 +1,7 @@
-"""What went wrong on the wire, in words safe to show: transport errors and answers not from SLS.
+"""What went wrong on the wire, in words safe to show. It holds pure functions of text only (no
+state, no I/O): ``mask`` (secrets out of a text), ``sls_error_body`` (an SLS error's code and
+message, or nothing), ``status_words``/``describe_answer``/``first_bytes`` (an answer named without
+quoting it), and ``transport_reason``/``refused_certificate`` (a urllib3 error in words).
 
 An answer's body is quoted only when it is a recognised SLS error (JSON with ``errorCode`` /
 ``errorMessage``): anything else may come from a proxy or a captive portal, and such pages echo

@@ -31,7 +31,9 @@ _local = threading.local()
 
 
 class Try:
-    """One try's deadline (a ``time.monotonic()`` value); use as a context manager around it.
+    """One HTTP try, as the watchdog and the caller see it: its deadline (a ``time.monotonic()``
+    value), whether it ``expired`` (the watchdog cut it), whether the request ``started`` going out
+    and whether it was ``sent`` whole; use as a context manager around the try.
 
     :param stop: the export's stop signal (:class:`~sls_provider.core.stop.StopSignal`): once it is
         set, the try is cut at its grace deadline, if that comes first.
@@ -102,6 +104,9 @@ class _Watchdog:
         os.register_at_fork(after_in_child=self._reset)  # threads and held locks do not survive a fork
 
     def _reset(self) -> None:
+        # Rebinding the module's lock (not a watchdog attribute) on purpose: every Try and every
+        # connection takes it, and in a forked child (a Celery or LocalExecutor worker forks) a
+        # lock that some other thread held at the fork would stay held forever.
         global _lock
         _lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
@@ -200,6 +205,9 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPS
 
 
+# urllib3's documented way to choose a pool's connection class is the pool class's ``ConnectionCls``;
+# a PoolManager picks pool classes by scheme from ``pool_classes_by_scheme``. Setting it on this one
+# manager (not on urllib3's classes) keeps every other urllib3 user in the process untouched.
 def watch_pool(manager: urllib3.PoolManager) -> urllib3.PoolManager:
     """``manager``, making its connections obey the :class:`Try` of the thread using them."""
     manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}

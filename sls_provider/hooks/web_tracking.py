@@ -356,7 +356,7 @@ class SlsWebTrackingHook(BaseHook):
 
     def export(
         self,
-        frames: Iterable[Any],
+        chunks: Iterable[Any],
         options: ExportOptions,
         ledger: Ledger | None = None,
         *,
@@ -368,7 +368,7 @@ class SlsWebTrackingHook(BaseHook):
         owner: str | None = None,
         stop: StopSignal | None = None,
     ) -> ExportSummary:
-        """Send every row of ``frames`` (chunks: pandas or polars DataFrames, Arrow tables) with
+        """Send every row of ``chunks`` (pandas or polars DataFrames, Arrow tables) with
         ``options``; the operator's entry point.
 
         :param ledger: the resume ledger (:meth:`resume_ledger`); the export takes its id.
@@ -405,7 +405,7 @@ class SlsWebTrackingHook(BaseHook):
             dead_letters=ObjectStorageSink(options.dead_letter, export_id) if options.dead_letter else None,
             stop=stop,
         )
-        return exporter.run(frames)
+        return exporter.run(chunks)
 
     def resume_ledger(self, store: StateStore, *, key: str, fingerprint: str, owner: str) -> Ledger:
         """The resume ledger kept in ``store`` (Airflow's ``task_state_store``) under ``key``: an

@@ -291,11 +291,11 @@ class SlsWebTrackingOperator(BaseOperator):
         """The common.sql hook of ``sql_conn_id``."""
         return BaseHook.get_connection(str(self.sql_conn_id)).get_hook()
 
-    def _frames(self, stop: StopSignal, run: IncrementalRun | None = None) -> Iterator[Any]:
+    def _chunks(self, stop: StopSignal, run: IncrementalRun | None = None) -> Iterator[Any]:
         if self.dataframe is not None:
             return dataframe_chunks(self.dataframe, self.chunksize)
         if run is not None:
-            return run.frames(
+            return run.chunks(
                 self.sql_hook, str(self.sql), self.parameters, self.chunksize, self.sql_reader, stop
             )
         return read_query(
@@ -367,7 +367,7 @@ class SlsWebTrackingOperator(BaseOperator):
         link_id = export_id if self.trace_tags else None
         push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=False)
         summary = self.hook.export(
-            self._frames(stop, run),
+            self._chunks(stop, run),
             self.export_options,
             ledger,
             topic=self.topic,

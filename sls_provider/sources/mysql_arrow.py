@@ -146,10 +146,10 @@ class MySqlClientArrowReader(ArrowReader):
             fix = fixes.get(i)
             python = _python(converter, type_code, encoding)
             native = _native(type_code, column[3], flags, converter, defaults, fix, utf8)
-            columns.append(_Column(i, names[i], python, fix, native))
+            columns.append(_ResultColumn(i, names[i], python, fix, native))
         return self._batches(result, columns)
 
-    def _batches(self, result: Any, columns: list[_Column]) -> Iterator[pa.RecordBatch]:
+    def _batches(self, result: Any, columns: list[_ResultColumn]) -> Iterator[pa.RecordBatch]:
         names = [c.name for c in columns]
         width = len(columns)
         native = any(c.native is not None for c in columns)
@@ -254,7 +254,7 @@ def _date_cast(date: bool) -> Callable[[pa.Array], pa.Array]:
     return cast
 
 
-class _Column:
+class _ResultColumn:
     """One result column: its raw text -> an Arrow array in the DB-API reader's spelling."""
 
     __slots__ = ("index", "name", "native", "python", "fix")

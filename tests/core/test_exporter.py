@@ -168,16 +168,29 @@ def test_the_exporter_raises_the_final_error_after_recording_what_was_acknowledg
 
 def test_an_export_leaves_what_others_froze_frozen() -> None:
     """The export freezes the collector's long-lived objects while it runs; gc.unfreeze() thaws
-    every frozen object of the process, so it must not when something else froze them first."""
-    import gc
+    every frozen object of the process, so it must not when something else froze them first. In a
+    fresh interpreter: the collector's state is the whole process's, shared with other tests'
+    threads."""
+    import subprocess
+    import sys
 
-    gc.freeze()  # as a forking server does before it forks
-    try:
-        frozen = gc.get_freeze_count()
-        assert frozen > 0
-        Exporter(FakeClient(), ExportOptions(max_workers=1)).run(chunks(rows(50)))
-        assert gc.get_freeze_count() >= frozen
-    finally:
-        gc.unfreeze()
-    Exporter(FakeClient(), ExportOptions(max_workers=1)).run(chunks(rows(50)))
-    assert gc.get_freeze_count() == 0  # and what it froze itself, it thaws
+    code = """
+import gc
+import pandas as pd
+from sls_provider.core.export import Exporter
+from sls_provider.core.options import ExportOptions
+from tests.core.test_exporter import FakeClient, chunks, rows
+
+marker = []
+marker.append(marker)  # a cycle, so the collector tracks it
+gc.freeze()  # as a forking server does before it forks
+frozen = lambda: not any(o is marker for o in gc.get_objects())  # not in generations 0-2
+assert frozen()
+Exporter(FakeClient(), ExportOptions(max_workers=1)).run(chunks(rows(50)))
+assert frozen(), "the export thawed what it had not frozen"
+gc.unfreeze()
+Exporter(FakeClient(), ExportOptions(max_workers=1)).run(chunks(rows(50)))
+assert gc.get_freeze_count() == 0, "the export left frozen what it froze itself"
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
