@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import statistics
@@ -73,6 +74,17 @@ class Sink:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+def sink_connection(port: int, *, project: str = "bench", logstore: str = "bench") -> None:
+    """Point ``sls_default`` (``AIRFLOW_CONN_SLS_DEFAULT``) at the sink on ``port``, lz4."""
+    os.environ["AIRFLOW_CONN_SLS_DEFAULT"] = json.dumps(
+        {
+            "conn_type": "sls",
+            "host": f"http://127.0.0.1:{port}",
+            "extra": {"project": project, "logstore": logstore, "compress_type": "lz4"},
+        }
+    )
 
 
 def sink_call(port: int, what: str) -> dict[str, Any]:

@@ -102,13 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[tuple[str, str], list[float]] = {}
     try:
         with m.Sink() as sink:
-            os.environ["AIRFLOW_CONN_SLS_DEFAULT"] = json.dumps(
-                {
-                    "conn_type": "sls",
-                    "host": f"http://127.0.0.1:{sink.port}",
-                    "extra": {"project": "bench", "logstore": "bench", "compress_type": "lz4"},
-                }
-            )
+            m.sink_connection(sink.port)
             for r in range(args.rounds):
                 for kind in ("postgres", "mysql"):
                     seconds, summary = run(kind, table, False, {}, f"plain_{r}")

@@ -262,13 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tables = {kind: in_memory(kind, sql) for kind in ("postgres", "mysql")}
         with m.Sink() as sink:
-            os.environ["AIRFLOW_CONN_SLS_DEFAULT"] = json.dumps(
-                {
-                    "conn_type": "sls",
-                    "host": f"http://127.0.0.1:{sink.port}",
-                    "extra": {"project": "bench", "logstore": "bench", "compress_type": "lz4"},
-                }
-            )
+            m.sink_connection(sink.port)
             for _ in range(args.rounds):
                 for kind in ("postgres", "mysql"):
                     runs = [

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from airflow.dag_processing.bundles.manager import DagBundlesManager
 from airflow.sdk import DAG
@@ -41,3 +44,24 @@ def covering(dag: DAG, day: dt.datetime = START) -> dt.datetime:
 
     interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(run_after=day)
     return day + (interval.end - interval.start)
+
+
+def run_script(path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a DAG file as a script in an interpreter of its own (its own Airflow settings, metrics
+    and metadata DB, from ``env``), from the repository's root; fail with its stderr's end."""
+    done = subprocess.run(
+        [sys.executable, str(path), *args],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,  # a bound for a hang, not a speed target
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def retrying_dag(dag_id: str, retries: int, **default_args: object) -> DAG:
+    """A DAG (use it as a context manager) whose tasks get ``retries`` retries, each at once."""
+    args = {"retries": retries, "retry_delay": dt.timedelta(seconds=0), **default_args}
+    return DAG(dag_id, schedule=None, start_date=START, default_args=args)

@@ -67,6 +67,8 @@ def dag_id() -> str:
 
 
 def export_dag(name: str, incremental: Incremental, sql: str = "SELECT * FROM events", **kwargs: Any) -> DAG:
+    """One incremental export of ``sql`` on the ``warehouse`` connection (also used by
+    tests/warehouses/test_incremental_warehouses.py)."""
     with DAG(name, schedule=None, start_date=DAY0) as dag:
         SlsWebTrackingOperator(
             task_id="export",
@@ -74,8 +76,7 @@ def export_dag(name: str, incremental: Incremental, sql: str = "SELECT * FROM ev
             sql_conn_id="warehouse",
             incremental=incremental,
             retry=FAST_RETRY,
-            max_logs=3,
-            **kwargs,
+            **{"max_logs": 3, **kwargs},
         )
     return dag
 

@@ -12,8 +12,6 @@ import importlib.util
 import json
 import os
 import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 from sls_provider.emulator import SlsEmulator
 from sls_provider.metrics import METRICS
 from tests.conftest import LOGSTORE, sls_connection
+from tests.dagrun import run_script
 
 pytestmark = [
     pytest.mark.usefixtures("airflow_db"),
@@ -82,15 +81,7 @@ def test_metrics_reach_statsd_with_tags(emulator: SlsEmulator, tmp_path: Path) -
             "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
         }
         out = tmp_path / "summary.json"
-        done = subprocess.run(
-            [sys.executable, str(tmp_path / "metrics_dag.py"), str(out)],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,  # a bound for a hang, not a speed target
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        run_script(tmp_path / "metrics_dag.py", str(out), env=env)
         lines = _datagrams(sock)
 
     summary = json.loads(out.read_text())

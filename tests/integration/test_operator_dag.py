@@ -33,6 +33,17 @@ from tests.dagrun import START, run
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
+def run_logged(
+    dag: DAG, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> tuple[str, str]:
+    """Run ``dag`` and return its state and everything its tasks logged (the task logger writes
+    through structlog to the terminal, not only to caplog's records)."""
+    with caplog.at_level(logging.INFO):
+        state = run(dag)
+    captured = capfd.readouterr()
+    return state, captured.out + captured.err + caplog.text
+
+
 def test_dataframe_from_upstream_taskflow_task(sls_conn: SlsEmulator, tmp_path: Path) -> None:
     out = tmp_path / "summary.json"
     with DAG("df_export", schedule=None, start_date=START) as dag:
@@ -314,10 +325,8 @@ def test_timeout_reaches_the_hook(sls_conn: SlsEmulator, tmp_path: Path) -> None
 def test_the_summary_is_logged_once_in_units_that_fit(sls_conn: SlsEmulator, caplog, capfd) -> None:
     with DAG("summary_once", schedule=None, start_date=START) as dag:
         SlsWebTrackingOperator(task_id="export", dataframe=pd.DataFrame({"a": [1, 2, 3]}))
-    with caplog.at_level(logging.INFO):
-        assert run(dag) == "success"
-    captured = capfd.readouterr()
-    text = captured.out + captured.err + caplog.text
+    state, text = run_logged(dag, caplog, capfd)
+    assert state == "success"
     assert text.count("SLS export done: 3 rows in 1 requests") == 1
     assert "SLS export summary" not in text
     assert " B raw, " in text and "0.0 MB" not in text  # a small export in bytes, not 0.0 MB
@@ -342,10 +351,8 @@ def test_an_empty_export_warns_naming_its_source_and_succeeds(
 
         keep(query.output)
         query >> frame
-    with caplog.at_level(logging.INFO):
-        assert run(dag) == "success"
-    captured = capfd.readouterr()
-    text = captured.out + captured.err + caplog.text
+    state, text = run_logged(dag, caplog, capfd)
+    assert state == "success"
     # The rendered query and both connections, at WARNING, for each task.
     assert (
         "SLS export sent no rows: the query 'SELECT * FROM events WHERE id < -1 ORDER BY id' on "
@@ -376,10 +383,8 @@ def test_fail_on_empty_fails_the_task_with_an_input_error(
             sql_conn_id="warehouse",
             fail_on_empty=True,
         )
-    with caplog.at_level(logging.INFO):
-        assert run(dag) == "failed"
-    captured = capfd.readouterr()
-    text = captured.out + captured.err + caplog.text
+    state, text = run_logged(dag, caplog, capfd)
+    assert state == "failed"
     assert (
         "SlsEmptyExportError: SLS export sent no rows: the query 'SELECT * FROM events WHERE id < 0' "
         "on connection 'warehouse' gave no rows" in text

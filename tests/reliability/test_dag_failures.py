@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from airflow.sdk import DAG, task
 from sls_provider.emulator import SlsEmulator
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from tests.conftest import LOGSTORE, PROJECT, sls_connection
-from tests.dagrun import START, run
+from tests.dagrun import START, retrying_dag, run
 from tests.reliability.test_transient_faults import frame, stored_batches
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -72,12 +71,7 @@ def retried_export(
 
     emulator._state.on_request = after_ten
     out = tmp_path / "summary.json"
-    with DAG(
-        dag_id,
-        schedule=None,
-        start_date=START,
-        default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=0)},
-    ) as dag:
+    with retrying_dag(dag_id, 1) as dag:
         export = SlsWebTrackingOperator(
             task_id="export", dataframe=frame(), topic_column="topic", max_logs=2000, max_workers=2
         )

@@ -3,21 +3,20 @@ them is also counted as sent. Files are read back through Airflow's ``ObjectStor
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from airflow.sdk import DAG, ObjectStoragePath, task
+from airflow.sdk import ObjectStoragePath, task
 
 from sls_provider import SlsInputError, SlsRequestError
 from sls_provider.emulator import SlsEmulator
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from tests.conftest import FAST_RETRY, LOGSTORE, PROJECT, sls_connection
-from tests.dagrun import START, run
+from tests.dagrun import retrying_dag, run
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 BIG = "x" * 1_100_000  # one value over SLS's 1 MiB limit
@@ -59,16 +58,7 @@ def test_a_retried_task_keeps_each_dead_letter_once(
 
     dead_letter = (tmp_path / "dead").as_uri()
     out = tmp_path / "summary.json"
-    with DAG(
-        "dead_letters",
-        schedule=None,
-        start_date=START,
-        default_args={
-            "retries": 1,
-            "retry_delay": dt.timedelta(seconds=0),
-            "on_retry_callback": before_try_2,
-        },
-    ) as dag:
+    with retrying_dag("dead_letters", 1, on_retry_callback=before_try_2) as dag:
         export = SlsWebTrackingOperator(
             task_id="export",
             dataframe=rows_frame(),

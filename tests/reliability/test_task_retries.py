@@ -4,7 +4,6 @@ with ``retries=2``. A failure no retry can heal fails the task at its first try
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
@@ -18,7 +17,7 @@ from sls_provider.emulator import SlsEmulator
 from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from sls_provider.sources.readers import statement_error
 from tests.conftest import PROJECT, sls_connection
-from tests.dagrun import START, run
+from tests.dagrun import retrying_dag, run
 from tests.reliability.test_transient_faults import frame
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -32,12 +31,7 @@ def tries(dag_id: str) -> int:
 
 
 def export_dag(dag_id: str, **kwargs: object) -> DAG:
-    with DAG(
-        dag_id,
-        schedule=None,
-        start_date=START,
-        default_args={"retries": 2, "retry_delay": dt.timedelta(seconds=0)},
-    ) as dag:
+    with retrying_dag(dag_id, 2) as dag:
         SlsWebTrackingOperator(task_id="export", max_workers=1, **kwargs)
     return dag
 

@@ -3,6 +3,7 @@ start), and each test's outcome kept on its item, so the page fixtures screensho
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +94,23 @@ def api_server(airflow_ui: AirflowUi) -> str:
 def airflow_env(airflow_ui: AirflowUi) -> dict[str, str]:
     """The environment naming the API server's AIRFLOW_HOME (for ``airflow`` commands run beside it)."""
     return airflow_ui.env
+
+
+#: Debian's Chromium (never a downloaded browser), with the flags this closed network needs.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@contextlib.contextmanager
+def chromium_page(*, width: int, height: int, timeout_ms: int) -> Iterator[Any]:
+    """A Playwright page in Chromium of that viewport, every wait bounded by ``timeout_ms``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(timeout_ms)
+            yield page
+        finally:
+            browser.close()

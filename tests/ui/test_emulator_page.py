@@ -16,6 +16,7 @@ import pytest
 
 from sls_provider.emulator import SlsEmulator
 from sls_provider.testing import connection_json
+from tests.ui.conftest import chromium_page
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).parent / "screenshots"
@@ -52,47 +53,38 @@ PAGE_ROWS = [
 
 def test_chart_and_table_show_the_sent_rows(sent: SlsEmulator) -> None:
     dialogs: list[str] = []
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            page.set_default_timeout(20_000)
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(f"{sent.endpoint}/?project={PROJECT}&logstore={LOGSTORE}", wait_until="load")
-            SHOTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(SHOTS / "emulator_page.png"), full_page=True)
+    with chromium_page(width=1300, height=900, timeout_ms=20_000) as page:
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(f"{sent.endpoint}/?project={PROJECT}&logstore={LOGSTORE}", wait_until="load")
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "emulator_page.png"), full_page=True)
 
-            bars = page.locator("svg#chart rect.bar")
-            by_topic = {
-                bars.nth(i).get_attribute("data-topic"): int(bars.nth(i).get_attribute("data-count") or 0)
-                for i in range(bars.count())
-            }
-            assert by_topic == {"view": 3, "buy": 2}
-            for bar in bars.all():  # drawn, not just present: a real height in the laid-out SVG
-                assert bar.bounding_box()["height"] >= 1  # type: ignore[index]
-            legend = page.locator("svg#chart g.legend").all_text_contents()
-            assert sorted(legend) == ["buy: 2", "view: 3"]
+        bars = page.locator("svg#chart rect.bar")
+        by_topic = {
+            bars.nth(i).get_attribute("data-topic"): int(bars.nth(i).get_attribute("data-count") or 0)
+            for i in range(bars.count())
+        }
+        assert by_topic == {"view": 3, "buy": 2}
+        for bar in bars.all():  # drawn, not just present: a real height in the laid-out SVG
+            assert bar.bounding_box()["height"] >= 1  # type: ignore[index]
+        legend = page.locator("svg#chart g.legend").all_text_contents()
+        assert sorted(legend) == ["buy: 2", "view: 3"]
 
-            rows = page.locator("table#logs tbody tr")
-            assert rows.count() == len(PAGE_ROWS)
-            cells = [rows.nth(i).locator("td").all_text_contents() for i in range(rows.count())]
-            header = page.locator("table#logs thead th").all_text_contents()
-            user, where = header.index("user"), header.index("page")
-            assert sorted((c[user], c[where]) for c in cells) == sorted((u, p) for u, p, _ in PAGE_ROWS)
-            assert page.locator("table#logs img, table#logs script").count() == 0
-            assert all("sls_export=pagetest00000001" in c[-1] for c in cells)
+        rows = page.locator("table#logs tbody tr")
+        assert rows.count() == len(PAGE_ROWS)
+        cells = [rows.nth(i).locator("td").all_text_contents() for i in range(rows.count())]
+        header = page.locator("table#logs thead th").all_text_contents()
+        user, where = header.index("user"), header.index("page")
+        assert sorted((c[user], c[where]) for c in cells) == sorted((u, p) for u, p, _ in PAGE_ROWS)
+        assert page.locator("table#logs img, table#logs script").count() == 0
+        assert all("sls_export=pagetest00000001" in c[-1] for c in cells)
 
-            # The search box runs a GetLogs query: the table and chart narrow to it.
-            page.fill("input[name=q]", "__topic__: buy")
-            page.click("button[type=submit]")
-            page.wait_for_url("**q=__topic__*")
-            assert page.locator("table#logs tbody tr").count() == 2
-            assert page.locator("svg#chart rect.bar").evaluate_all(
-                "bars => bars.map(b => b.dataset.topic)"
-            ) == ["buy"]
-        finally:
-            browser.close()
+        # The search box runs a GetLogs query: the table and chart narrow to it.
+        page.fill("input[name=q]", "__topic__: buy")
+        page.click("button[type=submit]")
+        page.wait_for_url("**q=__topic__*")
+        assert page.locator("table#logs tbody tr").count() == 2
+        assert page.locator("svg#chart rect.bar").evaluate_all("bars => bars.map(b => b.dataset.topic)") == [
+            "buy"
+        ]
     assert dialogs == []  # the hostile value never ran

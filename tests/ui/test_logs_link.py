@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import urllib.parse
 import urllib.request
@@ -24,7 +22,8 @@ import requests
 
 from sls_provider.emulator import SlsEmulator
 from sls_provider.testing import connection_json
-from tests.ui.conftest import AirflowUi
+from tests.dagrun import run_script
+from tests.ui.conftest import AirflowUi, chromium_page
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).parent / "screenshots"
@@ -83,15 +82,7 @@ def test_the_link_shows_on_the_task_and_opens_the_export(
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "AIRFLOW_CONN_SLS_DEFAULT": connection_json(emulator.endpoint, project=PROJECT, logstore=LOGSTORE),
     }
-    done = subprocess.run(
-        [sys.executable, str(tmp_path / "link_dag.py")],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,  # a bound for a hang, not a speed target
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_script(tmp_path / "link_dag.py", env=env)
 
     base = airflow_ui.base
     [dag_run] = _get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]  # type: ignore[index]
@@ -102,35 +93,26 @@ def test_the_link_shows_on_the_task_and_opens_the_export(
     url = links["extra_links"]["SLS logs"]  # type: ignore[index]
     assert url.startswith(f"{emulator.endpoint}/?project={PROJECT}&logstore={LOGSTORE}&q=")
 
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            SHOTS.mkdir(exist_ok=True)
-            task_page = f"{base}/dags/{DAG_ID}/runs/{urllib.parse.quote(run_id)}/tasks/{TASK_ID}"
-            # The task instance's Details tab lists its extra links, as buttons opening their URL.
-            page.goto(f"{task_page}/details", wait_until="networkidle")
-            button = page.get_by_role("link", name="SLS logs")
-            button.wait_for()
-            page.screenshot(path=str(SHOTS / "logs_link_airflow.png"), full_page=True)
-            assert button.get_attribute("href") == url
+    with chromium_page(width=1400, height=1000, timeout_ms=30_000) as page:
+        SHOTS.mkdir(exist_ok=True)
+        task_page = f"{base}/dags/{DAG_ID}/runs/{urllib.parse.quote(run_id)}/tasks/{TASK_ID}"
+        # The task instance's Details tab lists its extra links, as buttons opening their URL.
+        page.goto(f"{task_page}/details", wait_until="networkidle")
+        button = page.get_by_role("link", name="SLS logs")
+        button.wait_for()
+        page.screenshot(path=str(SHOTS / "logs_link_airflow.png"), full_page=True)
+        assert button.get_attribute("href") == url
 
-            with page.context.expect_page() as opened:  # Airflow opens extra links in a new tab
-                button.click()
-            target = opened.value
-            target.wait_for_load_state("load")
-            assert target.url == url
-            target.screenshot(path=str(SHOTS / "logs_link_emulator.png"), full_page=True)
-            cells = target.locator("table#logs tbody tr td").all_text_contents()
-            assert {"ann", "bob", "cy"} <= set(cells) and "not-this-export" not in cells
-            assert target.locator("table#logs tbody tr").count() == 3
-            bars = target.locator("svg#chart rect.bar").evaluate_all(
-                "bars => bars.map(b => [b.dataset.topic, b.dataset.count])"
-            )
-            assert sorted(bars) == [["buy", "1"], ["view", "2"]]
-        finally:
-            browser.close()
+        with page.context.expect_page() as opened:  # Airflow opens extra links in a new tab
+            button.click()
+        target = opened.value
+        target.wait_for_load_state("load")
+        assert target.url == url
+        target.screenshot(path=str(SHOTS / "logs_link_emulator.png"), full_page=True)
+        cells = target.locator("table#logs tbody tr td").all_text_contents()
+        assert {"ann", "bob", "cy"} <= set(cells) and "not-this-export" not in cells
+        assert target.locator("table#logs tbody tr").count() == 3
+        bars = target.locator("svg#chart rect.bar").evaluate_all(
+            "bars => bars.map(b => [b.dataset.topic, b.dataset.count])"
+        )
+        assert sorted(bars) == [["buy", "1"], ["view", "2"]]

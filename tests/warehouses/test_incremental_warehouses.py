@@ -25,6 +25,7 @@ from tests.incremental_runs import (
     run_day,
     watermarks,
 )
+from tests.integration.test_incremental import export_dag as incremental_dag
 from tests.warehouses.conftest import MARIADB, POSTGRES, Server, require, table_name
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -61,17 +62,8 @@ def insert(server: Server, table: str, rows: list[tuple[int, int, str]]) -> None
 
 
 def export_dag(table: str, incremental: Incremental, **kwargs: Any) -> DAG:
-    with DAG(f"incr_{uuid.uuid4().hex[:8]}", schedule=None, start_date=DAY0) as dag:
-        SlsWebTrackingOperator(
-            task_id="export",
-            sql=f"SELECT id, n, region FROM {table} WHERE region LIKE 'e%' OR region = 'us'",
-            sql_conn_id="warehouse",
-            incremental=incremental,
-            retry=FAST_RETRY,
-            max_logs=2,
-            **kwargs,
-        )
-    return dag
+    sql = f"SELECT id, n, region FROM {table} WHERE region LIKE 'e%' OR region = 'us'"
+    return incremental_dag(f"incr_{uuid.uuid4().hex[:8]}", incremental, sql, **{"max_logs": 2, **kwargs})
 
 
 @pytest.mark.parametrize("reader", ["arrow", "dbapi"])
@@ -153,15 +145,13 @@ def test_postgres_naive_timestamps_against_an_aware_window_in_the_session_zone(
     )
     scratch_tables.append((server, table))
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", server.airflow_conn(options="-c TimeZone=Asia/Shanghai"))
-    with DAG(f"incr_{uuid.uuid4().hex[:8]}", schedule=None, start_date=DAY0) as dag:
-        SlsWebTrackingOperator(
-            task_id="export",
-            sql=f"SELECT * FROM {table}",
-            sql_conn_id="warehouse",
-            sql_reader=reader,
-            incremental=Incremental("at"),
-            retry=FAST_RETRY,
-        )
+    dag = incremental_dag(
+        f"incr_{uuid.uuid4().hex[:8]}",
+        Incremental("at"),
+        f"SELECT * FROM {table}",
+        sql_reader=reader,
+        max_logs=4096,
+    )
     window = {"start": "2026-01-02T00:00:00+00:00", "end": "2026-01-03T00:00:00+00:00"}
     assert run_day(dag, 0, conf={"sls_window": window}) == "success"
     assert list(exports(sls_conn).values()) == [["2"]]  # 07:00 at UTC+8 is the day before in UTC
