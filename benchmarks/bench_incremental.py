@@ -77,7 +77,9 @@ def run(kind: str, table: str, incremental: bool, assets: dict, run_id: str) -> 
         op = SlsWebTrackingOperator(
             task_id="bench", sql=f"SELECT * FROM {table} ORDER BY id", sql_conn_id="bench_sql"
         )
-    ti = SimpleNamespace(dag_id=f"bench_{kind}", task_id="bench", run_id=run_id, map_index=-1)
+    ti = SimpleNamespace(
+        dag_id=f"bench_{kind}", task_id="bench", run_id=run_id, map_index=-1, xcom_push=lambda **kw: None
+    )
     context = {
         "ti": ti,
         "dag_run": SimpleNamespace(conf={}, run_type="scheduled"),

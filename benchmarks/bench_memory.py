@@ -182,7 +182,13 @@ def child(sql_conn: str, table: str, port: int, chunksize: int | None, reader: s
         sql_reader=reader,
         **({"chunksize": chunksize} if chunksize else {}),
     )
-    ti = SimpleNamespace(dag_id="bench_memory", task_id=operator.task_id, run_id="bench", map_index=-1)
+    ti = SimpleNamespace(
+        dag_id="bench_memory",
+        task_id=operator.task_id,
+        run_id="bench",
+        map_index=-1,
+        xcom_push=lambda **kw: None,
+    )
     context = {"ti": ti}
     gc.collect()
     base = m.rss()

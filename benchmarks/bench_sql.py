@@ -233,7 +233,9 @@ def operator(kind: str, sql: str, reader: str, port: int, table: Any = None, nam
         op = Operator(task_id="bench_sql", dataframe=table, resume=False)
     else:
         op = Operator(task_id="bench_sql", sql=sql, sql_conn_id="bench_sql", sql_reader=reader, resume=False)
-    ti = SimpleNamespace(dag_id="bench_sql", task_id="bench_sql", run_id="bench", map_index=-1)
+    ti = SimpleNamespace(
+        dag_id="bench_sql", task_id="bench_sql", run_id="bench", map_index=-1, xcom_push=lambda **kw: None
+    )
     _reader_line.reader = None
     started = time.perf_counter()
     op.execute({"ti": ti})  # type: ignore[arg-type]

@@ -50,7 +50,9 @@ def main() -> None:
         sql_reader=args.sql_reader,
         **extra,
     )
-    ti = SimpleNamespace(dag_id="memory", task_id="export", run_id="manual__memory", map_index=-1)
+    ti = SimpleNamespace(
+        dag_id="memory", task_id="export", run_id="manual__memory", map_index=-1, xcom_push=lambda **kw: None
+    )
     baseline = _status("VmRSS")
     started = time.monotonic()
     summary = op.execute({"ti": ti})  # type: ignore[arg-type]
