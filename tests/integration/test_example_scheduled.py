@@ -1,8 +1,9 @@
-"""``dags/example_sls_export.py`` as shipped, run by a real scheduler (``tests/cluster.py``: LocalExecutor,
-a PostgreSQL metadata DB): its first scheduled run exports exactly the day that has ended, every row
-once. ``dag.test()`` cannot show this: it infers a manual run's interval from the date it is given,
-while what matters is what the scheduler gives the run it creates (issue #22: under
-``schedule="@daily"`` that run exported the day that had just begun, which has no rows yet).
+"""``dags/example_sls_export.py`` as shipped, and the getting-started DAG of ``docs/index.md`` as
+printed there, run by a real scheduler (``tests/cluster.py``: LocalExecutor, a PostgreSQL metadata
+DB): the first scheduled run of each exports exactly the day that has ended, every row once.
+``dag.test()`` cannot show this: it infers a manual run's interval from the date it is given, while
+what matters is what the scheduler gives the run it creates (issue #22: under ``schedule="@daily"``
+that run exported the day that had just begun, which has no rows yet).
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ from tests.conftest import LOGSTORE, PROJECT, sls_connection
 from tests.warehouses.conftest import POSTGRES, require
 
 DAG_ID = "example_sls_export"
+#: The getting-started page's DAG: the block saved as ``~/airflow/dags/export_web_events.py``.
+GUIDE_DAG_ID = "export_web_events"
+GUIDE_FILE = "# ~/airflow/dags/export_web_events.py"
+
+
+def guide_dag(folder: Path) -> Path:
+    """The getting-started DAG exactly as ``docs/index.md`` prints it, as a file in ``folder``."""
+    text = (ROOT / "docs" / "index.md").read_text()
+    start = text.index(GUIDE_FILE)
+    path = folder / f"{GUIDE_DAG_ID}.py"
+    path.write_text(text[start : text.index("```", start)])
+    return path
 
 
 def test_the_first_scheduled_run_exports_the_day_that_has_ended(tmp_path: Path) -> None:
@@ -37,9 +50,9 @@ def test_the_first_scheduled_run_exports_the_day_that_has_ended(tmp_path: Path) 
             "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
             "AIRFLOW_CONN_SLS_DEFAULT": sls_connection(emu.endpoint),
         }
-        dag_file = ROOT / "dags" / f"{DAG_ID}.py"
+        dag_files = [ROOT / "dags" / f"{DAG_ID}.py", guide_dag(tmp_path)]
         started = time.monotonic()
-        with Cluster(tmp_path / "airflow", pg, env, [dag_file]) as cluster:
+        with Cluster(tmp_path / "airflow", pg, env, dag_files) as cluster:
             up = time.monotonic() - started
             assert cluster.query("SELECT filename, stacktrace FROM import_error") == []
             # The DAG is unpaused at creation with catchup=False: the scheduler creates one run, for
@@ -50,6 +63,8 @@ def test_the_first_scheduled_run_exports_the_day_that_has_ended(tmp_path: Path) 
                 f"WHERE dag_id = '{DAG_ID}' AND run_id = '{run_id}'"
             )
             assert state == "success", cluster.diagnostics()
+            guide_run_id, guide_state = cluster.wait_run(GUIDE_DAG_ID)
+            assert guide_state == "success", cluster.diagnostics()
             ran = time.monotonic() - started - up
         logs = emu.get_logs(PROJECT, LOGSTORE)
     print(f"\ncluster up in {up:.1f} s, run {run_id} ended in {ran:.1f} s more")
@@ -70,11 +85,20 @@ def test_the_first_scheduled_run_exports_the_day_that_has_ended(tmp_path: Path) 
     assert len(expected) == days[day]
 
     # The rows of this run (tagged with its run id): exactly that day's, each once, under its topic.
-    events = [log for log in logs if log.get("__tag__:dag_run") == run_id]
-    stored = Counter(int(log["id"]) for log in events)
-    assert sorted(stored) == sorted(expected) and set(stored.values()) == {1}
-    assert all(log["__topic__"] == expected[int(log["id"])] for log in events)
-    assert {log["event_date"] for log in events} == {day}
+    # The getting-started DAG names its source "warehouse"; the example leaves it to the service.
+    def of_run(run: str, guide: bool) -> list[dict]:
+        return [
+            log
+            for log in logs
+            if log.get("__tag__:dag_run") == run and (log.get("__source__") == "warehouse") == guide
+        ]
+
+    assert guide_run_id == run_id  # the same period, so the same scheduled run id
+    for events in (of_run(run_id, guide=False), of_run(guide_run_id, guide=True)):
+        stored = Counter(int(log["id"]) for log in events)
+        assert sorted(stored) == sorted(expected) and set(stored.values()) == {1}
+        assert all(log["__topic__"] == expected[int(log["id"])] for log in events)
+        assert {log["event_date"] for log in events} == {day}
     # The daily totals of the same day: one row per event type, adding up to the day's rows.
     totals = [log for log in logs if log["__topic__"] == "daily_totals" and log["day"] == day]
     assert sorted(log["event_type"] for log in totals) == sorted(set(expected.values()))
