@@ -329,13 +329,18 @@ def decide_end(hook: Any, sql: str, parameters: Any, config: Incremental) -> Sou
                 f"{'is not a column' if len(missing) == 1 else 'are not columns'} of the query's result "
                 f"(its columns: {', '.join(names)})"
             )
+        # One pass over the query's result: its largest cursor and its rows without one (and, on
+        # PostgreSQL, the cursor's type), not a pass for each.
         pg_type = None
         if dialect == "postgres":
-            row = run(cursor, f"SELECT MAX({col}), pg_typeof(MAX({col}))::text FROM {source}").fetchone()
-            observed, pg_type = row[0], str(row[1])
+            row = run(
+                cursor,
+                f"SELECT MAX({col}), COUNT(*) - COUNT({col}), pg_typeof(MAX({col}))::text FROM {source}",
+            ).fetchone()
+            pg_type = str(row[2])
         else:
-            observed = run(cursor, f"SELECT MAX({col}) FROM {source}").fetchone()[0]
-        nulls = int(run(cursor, f"SELECT COUNT(*) FROM {source} WHERE {col} IS NULL").fetchone()[0])
+            row = run(cursor, f"SELECT MAX({col}), COUNT(*) - COUNT({col}) FROM {source}").fetchone()
+        observed, nulls = row[0], int(row[1])
         if config.end == "clock":
             clock = {
                 "postgres": f"SELECT CAST(CURRENT_TIMESTAMP AS {pg_type})",

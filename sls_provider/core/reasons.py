@@ -1,7 +1,8 @@
 """What went wrong on the wire, in words safe to show. It holds pure functions of text only (no
 state, no I/O): ``mask`` (secrets out of a text), ``sls_error_body`` (an SLS error's code and
 message, or nothing), ``status_words``/``describe_answer``/``first_bytes`` (an answer named without
-quoting it), and ``transport_reason``/``refused_certificate`` (a urllib3 error in words).
+quoting it), ``transport_reason``/``refused_certificate`` (a urllib3 error in words) and
+``one_line`` (a query or a message on one line, cut to a length).
 
 An answer's body is quoted only when it is a recognised SLS error (JSON with ``errorCode`` /
 ``errorMessage``): anything else may come from a proxy or a captive portal, and such pages echo
@@ -22,6 +23,12 @@ from collections.abc import Iterable, Mapping
 import urllib3
 
 MASK = "***"
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """``text`` on one line (runs of whitespace as one space), at most ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if limit is None or len(line) <= limit else line[: limit - 3] + "..."
 
 
 def mask(text: str, secrets: Iterable[str | None]) -> str:

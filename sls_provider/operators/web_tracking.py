@@ -19,6 +19,7 @@ except ImportError:  # Airflow 3.1: its task runner catches airflow.exceptions' 
 from sls_provider.core.compress import check_compress_type
 from sls_provider.core.options import new_export_id
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
+from sls_provider.core.reasons import one_line
 from sls_provider.core.stop import StopSignal
 from sls_provider.hooks.web_tracking import (
     DEFAULT_CHUNKSIZE,
@@ -400,7 +401,7 @@ class SlsWebTrackingOperator(BaseOperator):
         if self.dataframe is not None:
             what = "the DataFrame"
         else:
-            what = f"the query {_one_line(str(self.sql))!r}"
+            what = f"the query {one_line(str(self.sql), 1000)!r}"
             if self.parameters is not None:
                 what += f" with parameters {self.parameters!r}"
             what += f" on connection {self.sql_conn_id!r}"
@@ -450,9 +451,3 @@ class SlsWebTrackingOperator(BaseOperator):
             facts["incremental"] = repr(self.incremental)
         text = json.dumps(facts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _one_line(text: str, limit: int = 1000) -> str:
-    """``text`` on one line (runs of whitespace as one space), at most ``limit`` characters."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."

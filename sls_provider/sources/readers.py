@@ -33,6 +33,7 @@ from importlib.util import find_spec
 from typing import Any
 
 from sls_provider.core.errors import SlsConfigError, SlsError, SlsSourceError
+from sls_provider.core.reasons import one_line
 from sls_provider.core.stop import POLL, StopSignal
 from sls_provider.sources.adbc_postgres import PostgresArrowReader
 from sls_provider.sources.arrow import rechunk
@@ -206,9 +207,8 @@ def _named_errors(chunks: Iterator[Any], sql: str, reader: str, conn_id: str | N
 
 
 def _source_error(err: BaseException, sql: str, reader: str, conn_id: str | None) -> SlsSourceError:
-    query = " ".join(sql.split())
-    query = query if len(query) <= 200 else query[:197] + "..."
-    detail = " ".join(str(err).split())
+    query = one_line(sql, 200)
+    detail = one_line(str(err))
     # Said first: the export's own lines ("Exporting to SLS ...") come before it and point at SLS.
     on = f" on connection {conn_id!r}" if conn_id else ""
     return SlsSourceError(
