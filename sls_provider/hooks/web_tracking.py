@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_CHUNKSIZE",
     "ExportOptions",
     "ExportSummary",
+    "ResumableExport",
     "RetryPolicy",
     "SlsConfigError",
     "SlsEmptyExportError",
@@ -358,7 +359,6 @@ class SlsWebTrackingHook(BaseHook):
         self,
         chunks: Iterable[Any],
         options: ExportOptions,
-        ledger: Ledger | None = None,
         *,
         topic: str = "",
         topic_column: str | None = None,
@@ -369,9 +369,8 @@ class SlsWebTrackingHook(BaseHook):
         stop: StopSignal | None = None,
     ) -> ExportSummary:
         """Send every row of ``chunks`` (pandas or polars DataFrames, Arrow tables) with
-        ``options``; the operator's entry point.
+        ``options``, once: no state is kept for a later try (:meth:`resumable_export` keeps it).
 
-        :param ledger: the resume ledger (:meth:`resume_ledger`); the export takes its id.
         :param topic: ``__topic__`` of every row, unless ``topic_column`` is given.
         :param topic_column: a column holding each row's topic (null -> ``""``); not sent itself.
         :param source: ``__source__``; ``None`` leaves it out: the service records the sender's IP.
@@ -382,6 +381,27 @@ class SlsWebTrackingHook(BaseHook):
             thread or a signal handler) and the export ends within seconds, raising
             :class:`SlsStoppedError` (the operator's ``on_kill`` does this).
         """
+        export_id = export_id if export_id is not None else new_export_id(owner)
+        return self._run(
+            chunks,
+            options,
+            None,
+            export_id,
+            topic=topic,
+            topic_column=topic_column,
+            source=source,
+            tags=tags,
+            stop=stop,
+        )
+
+    def _run(
+        self,
+        chunks: Iterable[Any],
+        options: ExportOptions,
+        ledger: Ledger | None,
+        export_id: str,
+        **rows: Any,
+    ) -> ExportSummary:
         self.log.info(
             "Exporting to SLS project %r, logstore %r at %s (%s)",
             self.target.project,
@@ -389,35 +409,43 @@ class SlsWebTrackingHook(BaseHook):
             self.target.base_url,
             self.settings.compress_type,
         )
-        if ledger is not None:
-            export_id = ledger.export_id
-        export_id = export_id if export_id is not None else new_export_id(owner)
         exporter = Exporter(
             self.client,
             options,
             ledger,
-            topic=topic,
-            topic_column=topic_column,
-            source=source,
-            tags=tags,
             export_id=export_id,
             stall_timeout=self.stall_timeout,
             dead_letters=ObjectStorageSink(options.dead_letter, export_id) if options.dead_letter else None,
-            stop=stop,
+            **rows,
         )
         return exporter.run(chunks)
 
-    def resume_ledger(self, store: StateStore, *, key: str, fingerprint: str, owner: str) -> Ledger:
-        """The resume ledger kept in ``store`` (Airflow's ``task_state_store``) under ``key``: an
-        unfinished export's (its id kept, what earlier tries delivered skipped), or a new export's
-        (a new id naming ``owner``). Its export id is written at once, so a retry after a crash keeps it.
+    def resumable_export(
+        self, store: StateStore | None, *, key: str, fingerprint: str, owner: str
+    ) -> ResumableExport:
+        """One export of a task instance, resumed across its tries through ``store`` (Airflow's
+        ``task_state_store``; ``None``: no resume, every try sends every row). The export id is
+        decided here, once: an unfinished export's is kept (and what its earlier tries delivered is
+        skipped), a new export (a first try, or a task cleared after success) gets a new id naming
+        ``owner``, written to ``store`` at once so that a retry after a crash keeps it.
 
+        Use it as a context manager; :meth:`ResumableExport.run` sends the rows. Leaving the block
+        normally ends the export (its state is removed: a cleared task is a new export); leaving it
+        by an exception keeps the state for the next try::
+
+            with hook.resumable_export(store, key="sls_export_ledger", fingerprint=f, owner=ti) as export:
+                push_link(export.export_id)  # known before any row is sent
+                summary = export.run(chunks, options, topic="orders")
+                ...  # steps that must succeed before the export counts as done
+
+        :param key: the key of the state in ``store`` (its other keys start with it).
         :param fingerprint: what must not change between tries (see :class:`Ledger`).
+        :param owner: names the task instance in a new id's first 8 characters.
         """
+        if store is None:
+            return ResumableExport(self, None, new_export_id(owner))
         state = store.get(key)
         state = state if isinstance(state, dict) else None
-        # The id of an unfinished export is kept for its retries; a new export (first try, or a
-        # cleared task after success) gets a new one, so its duplicates can be told apart.
         export_id = str(state["export_id"]) if state and state.get("export_id") else new_export_id(owner)
         ledger = Ledger(export_id, fingerprint, store=store, key=key, state=state or {})
         ledger.flush()
@@ -437,7 +465,7 @@ class SlsWebTrackingHook(BaseHook):
                 seq_ranges(ledger.crashed_in_flight),
                 export_id,
             )
-        return ledger
+        return ResumableExport(self, ledger, export_id)
 
     def put_logs(
         self,
@@ -510,3 +538,54 @@ class SlsWebTrackingHook(BaseHook):
             tags=tags,
             export_id=export_id,
         )
+
+
+class ResumableExport:
+    """An export that a task's retries resume: made by :meth:`SlsWebTrackingHook.resumable_export`,
+    which owns its state (the resume :class:`Ledger` in the task state store) from start to end.
+
+    :ivar export_id: the ``sls_export`` tag of every request of the export, in every try.
+    """
+
+    def __init__(self, hook: SlsWebTrackingHook, ledger: Ledger | None, export_id: str) -> None:
+        self._hook = hook
+        self._ledger = ledger
+        self.export_id = export_id
+
+    def __repr__(self) -> str:
+        resumed = len(self._ledger) if self._ledger is not None else None
+        return f"ResumableExport(export_id={self.export_id!r}, acknowledged_before={resumed!r})"
+
+    def run(
+        self,
+        chunks: Iterable[Any],
+        options: ExportOptions,
+        *,
+        topic: str = "",
+        topic_column: str | None = None,
+        source: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        stop: StopSignal | None = None,
+    ) -> ExportSummary:
+        """Send every row of ``chunks`` that no earlier try delivered (the arguments as
+        :meth:`SlsWebTrackingHook.export`'s); what is acknowledged is recorded as it comes."""
+        return self._hook._run(
+            chunks,
+            options,
+            self._ledger,
+            self.export_id,
+            topic=topic,
+            topic_column=topic_column,
+            source=source,
+            tags=tags,
+            stop=stop,
+        )
+
+    def __enter__(self) -> ResumableExport:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        # Done: the state goes, so a cleared and re-run task is a new export, not a resume of this
+        # one. After a failure it stays for the next try (the ledger was flushed by the export).
+        if kind is None and self._ledger is not None:
+            self._ledger.discard()

@@ -17,7 +17,6 @@ except ImportError:  # Airflow 3.1: its task runner catches airflow.exceptions' 
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined]
 
 from sls_provider.core.compress import check_compress_type
-from sls_provider.core.options import new_export_id
 from sls_provider.core.pack import MAX_BYTES, MAX_LOGS
 from sls_provider.core.reasons import one_line
 from sls_provider.core.stop import StopSignal
@@ -356,38 +355,31 @@ class SlsWebTrackingOperator(BaseOperator):
         if self.incremental is not None:  # the window first: a run that must not export fails here
             run = IncrementalRun(self.incremental, context, self.incremental_asset, self.log)
             run.decide(self.sql_hook, str(self.sql), self.parameters)
-        ledger = None
-        if store is not None:
-            ledger = self.hook.resume_ledger(
-                store, key=STATE_KEY, fingerprint=self.fingerprint(), owner=ti_key
+        # The hook owns resume: it decides the export id (kept from an unfinished earlier try) and
+        # keeps the ledger. The id is known before the export, so the "SLS logs" link is there for a
+        # failed try too (open ended); its range starts with the run, to cover earlier tries' requests.
+        with self.hook.resumable_export(
+            store, key=STATE_KEY, fingerprint=self.fingerprint(), owner=ti_key
+        ) as export:
+            since = logs_since(context)
+            link_id = export.export_id if self.trace_tags else None
+            push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=False)
+            summary = export.run(
+                self._chunks(stop, run),
+                self.export_options,
+                topic=self.topic,
+                topic_column=self.topic_column,
+                source=self.source,
+                tags=self.tags,
+                stop=stop,
             )
-        # The id is known before the export, so the "SLS logs" link is there for a failed try too (open
-        # ended); its range starts with the run, to cover what earlier tries of a resumed export sent.
-        export_id = ledger.export_id if ledger is not None else new_export_id(ti_key)
-        since = logs_since(context)
-        link_id = export_id if self.trace_tags else None
-        push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=False)
-        summary = self.hook.export(
-            self._chunks(stop, run),
-            self.export_options,
-            ledger,
-            topic=self.topic,
-            topic_column=self.topic_column,
-            source=self.source,
-            tags=self.tags,
-            export_id=export_id,
-            owner=ti_key,
-            stop=stop,
-        )
-        push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=True)
-        result = summary.to_dict()
-        if run is not None:  # every request acknowledged: the watermark moves, the event says so
-            extra = run.done(result)
-            context["outlet_events"][self.incremental_asset].extra.update(extra)
-            result.update(extra)
-        if ledger is not None:
-            # Done: a cleared and re-run task is a new export, not a resume of this one.
-            ledger.discard()
+            push_logs_link(context, self.hook.target, export_id=link_id, since=since, done=True)
+            result = summary.to_dict()
+            if run is not None:  # every request acknowledged: the watermark moves, the event says so
+                extra = run.done(result)
+                context["outlet_events"][self.incremental_asset].extra.update(extra)
+                result.update(extra)
+        # Leaving the block ended the export: a cleared and re-run task is a new export.
         emit_export_metrics(summary, dag_id=ti.dag_id, task_id=ti.task_id, logstore=self.hook.target.logstore)
         if not summary.rows:
             self._nothing_sent(summary, context, run.window if run is not None else None)
