@@ -556,30 +556,14 @@ class ResumableExport:
         resumed = len(self._ledger) if self._ledger is not None else None
         return f"ResumableExport(export_id={self.export_id!r}, acknowledged_before={resumed!r})"
 
-    def run(
-        self,
-        chunks: Iterable[Any],
-        options: ExportOptions,
-        *,
-        topic: str = "",
-        topic_column: str | None = None,
-        source: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        stop: StopSignal | None = None,
-    ) -> ExportSummary:
-        """Send every row of ``chunks`` that no earlier try delivered (the arguments as
-        :meth:`SlsWebTrackingHook.export`'s); what is acknowledged is recorded as it comes."""
-        return self._hook._run(
-            chunks,
-            options,
-            self._ledger,
-            self.export_id,
-            topic=topic,
-            topic_column=topic_column,
-            source=source,
-            tags=tags,
-            stop=stop,
-        )
+    def run(self, chunks: Iterable[Any], options: ExportOptions, **rows: Any) -> ExportSummary:
+        """Send every row of ``chunks`` that no earlier try delivered; what is acknowledged is
+        recorded as it comes.
+
+        :param rows: ``topic``, ``topic_column``, ``source``, ``tags`` and ``stop``, as
+            :meth:`SlsWebTrackingHook.export` takes them (the export id is this export's own).
+        """
+        return self._hook._run(chunks, options, self._ledger, self.export_id, **rows)
 
     def __enter__(self) -> ResumableExport:
         return self
