@@ -4,17 +4,24 @@
     .venv/bin/py-spy record --format raw -o /tmp/provider.txt --threads --gil \\
         -- .venv/bin/python benchmarks/profile_provider.py --plain   # py-spy, every thread
     .venv/bin/python benchmarks/profile_provider.py --collapsed /tmp/provider.txt   # summarise it
+    .venv/bin/python benchmarks/profile_provider.py --thread-cpu    # CPU per kind of thread, no profiler
 
 Starts the benchmark sink, generates the 500,000 rows, warms up, then runs ``put_dataframe``
 ``--repeat`` times (lz4, default chunk size and workers). ``--plain`` runs without a profiler (for
 py-spy); ``--collapsed FILE`` prints the top functions of a py-spy raw (collapsed stacks) file by
 self and by total samples, per thread kind (the calling thread vs the ``sls-send`` workers).
+``--thread-cpu`` runs without a profiler and prints, per export, the CPU seconds of each kind of
+thread (read with ``time.thread_time()`` as each thread ends; what is left of the process's CPU time
+is polars' own pool), then what one request costs a sending thread: ``WebTrackingClient.send``
+against lz4 alone and bare urllib3 on the same bodies.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -46,6 +53,87 @@ def run(repeat: int, rows: int, profiler: str) -> None:
             print(prof.output_text(unicode=False, color=False, show_all=False))
         else:
             body()
+
+
+def thread_cpu(repeat: int, rows: int) -> None:
+    """CPU seconds per export by kind of thread, then the cost of one request on a sending thread."""
+    spent: Counter[str] = Counter()
+    lock = threading.Lock()
+    run_thread = threading.Thread.run
+
+    def timed_run(thread: threading.Thread) -> None:
+        try:
+            run_thread(thread)
+        finally:
+            with lock:  # "sls-send_3" -> "sls-send"
+                spent[thread.name.rsplit("_", 1)[0]] += time.thread_time()
+
+    threading.Thread.run = timed_run  # type: ignore[method-assign]
+    with m.Sink() as sink:
+        hook = bench_peers.provider_hook(sink.port)
+        df = bench_peers.make_frame(rows)
+        hook.put_dataframe(df.iloc[:2000], topic="bench", source="bench-host")
+        spent.clear()
+        process, main_thread, wall = time.process_time(), time.thread_time(), time.perf_counter()
+        for _ in range(repeat):
+            hook.put_dataframe(df, topic="bench", source="bench-host")
+        wall, main_thread = time.perf_counter() - wall, time.thread_time() - main_thread
+        process = time.process_time() - process
+        time.sleep(0.5)  # the last export's threads end
+        threading.Thread.run = run_thread  # type: ignore[method-assign]
+        print(
+            f"per export of {rows:,} rows: wall {wall / repeat:.3f} s, process CPU {process / repeat:.3f} s"
+        )
+        print(f"  {'calling thread':24s} {main_thread / repeat:.3f}")
+        for name, seconds in spent.most_common():
+            print(f"  {name:24s} {seconds / repeat:.3f}")
+        other = process - main_thread - sum(spent.values())
+        print(f"  {'polars pool (the rest)':24s} {other / repeat:.3f}")
+        request_cost(hook, sink.port, df.iloc[:100_000])
+
+
+def request_cost(hook: object, port: int, df: object) -> None:
+    """Milliseconds of one thread per request: the client's send, lz4 alone, bare urllib3."""
+    import lz4.block
+    import urllib3
+
+    from sls_provider.core.congestion import SendController
+    from sls_provider.core.encode import encode_frame
+    from sls_provider.core.pack import Packer
+
+    packer = Packer(source="bench-host", export_id="0" * 16)
+    encoded = encode_frame(df, list(df.columns))  # type: ignore[attr-defined]
+    requests = [*packer.add("bench", encoded), *packer.finish()]
+    client = hook.client  # type: ignore[attr-defined]
+    pool = urllib3.PoolManager()
+    url = f"http://127.0.0.1:{port}/logstores/{bench_peers.LOGSTORE}/track"
+    bodies = [lz4.block.compress(r.body, store_size=False) for r in requests]
+
+    def bare() -> None:
+        for body, request in zip(bodies, requests, strict=True):
+            headers = {"x-log-compresstype": "lz4", "x-log-bodyrawsize": str(len(request.body))}
+            pool.request("POST", url, body=body, headers=headers)
+
+    def client_send() -> None:
+        controller = SendController(
+            max_requests_per_second=None, max_bytes_per_second=None, stall_timeout=300
+        )
+        for request in requests:
+            client.send(request, controller=controller)
+
+    steps = {
+        "WebTrackingClient.send": client_send,
+        "lz4 alone": lambda: [lz4.block.compress(r.body, store_size=False) for r in requests],
+        "bare urllib3": bare,
+    }
+    print(f"one request ({len(requests)} requests of {len(requests[0].body):,} bytes, medians of 5):")
+    for name, step in steps.items():
+        times = []
+        for _ in range(5):
+            started = time.thread_time()
+            step()
+            times.append((time.thread_time() - started) / len(requests))
+        print(f"  {name:24s} {statistics.median(times) * 1000:.2f} ms")
 
 
 def _frame_name(frame: str) -> str:
@@ -97,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain", action="store_true", help="no profiler (run under py-spy)")
     parser.add_argument("--collapsed", type=Path, help="summarise a py-spy --format raw file")
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--thread-cpu", action="store_true", help="CPU per kind of thread, no profiler")
     args = parser.parse_args(argv)
+    if args.thread_cpu:
+        thread_cpu(args.repeat, args.rows)
+        return 0
     if args.collapsed:
         summarise(args.collapsed, args.top)
         return 0
