@@ -294,13 +294,12 @@ class SourceFacts:
     end: Any  # the window's end (lag applied), None: the source has no row with a cursor
     nulls: int  # rows whose cursor is NULL
     pg_type: str | None  # PostgreSQL: the cursor's type, for the Arrow reader's casts
-    observed: Any  # the largest cursor value, or the clock, before lag
 
 
 def decide_end(hook: Any, sql: str, parameters: Any, config: Incremental) -> SourceFacts:
     """Ask the source (on the hook's DB-API connection, read-only) whether the cursor column is
     there, how many rows have no cursor, and where this run's window ends."""
-    from sls_provider.sources.sql import driver_name, read_only_session
+    from sls_provider.sources.sql import read_only_session
 
     dialect = dialect_of(hook)
     column = config.cursor_column
@@ -318,7 +317,7 @@ def decide_end(hook: Any, sql: str, parameters: Any, config: Incremental) -> Sou
     source = subquery(sql, "qmark", None, "sls_source")
     conn = hook.get_conn()
     try:
-        read_only_session(conn, driver_name(conn))
+        read_only_session(conn)
         cursor = conn.cursor()
         names = [d[0] for d in run(cursor, f"SELECT * FROM {source} WHERE 1 = 0").description or ()]
         cursor.fetchall()
@@ -353,7 +352,7 @@ def decide_end(hook: Any, sql: str, parameters: Any, config: Incremental) -> Sou
         conn.rollback()
     finally:
         conn.close()
-    return SourceFacts(end=_minus_lag(observed, config.lag), nulls=nulls, pg_type=pg_type, observed=observed)
+    return SourceFacts(end=_minus_lag(observed, config.lag), nulls=nulls, pg_type=pg_type)
 
 
 def _minus_lag(value: Any, lag: Any) -> Any:
@@ -502,7 +501,6 @@ class IncrementalRun:
     def __init__(self, config: Incremental, context: Any, asset: Any, logger: Any = log) -> None:
         self.config = config
         self.context = context
-        self.asset = asset
         self.log = logger
         ti = context["ti"]
         self.ti = ti
@@ -528,7 +526,6 @@ class IncrementalRun:
         map_index = getattr(ti, "map_index", None)
         self.key = watermark_key(ti.dag_id, ti.task_id, map_index, config.key)
         self.window: Window | None = None
-        self.resent = False
 
     # the watermark record in the asset state store: {"watermark": enc, "run_id": ..., "claim": {...}}
     def _record(self) -> dict[str, Any]:
@@ -727,7 +724,6 @@ class IncrementalRun:
         )
         window.explicit = True
         window.why = "on_rerun='resend'"
-        self.resent = True
         self.window = window
         self.task_store.set(WINDOW_KEY, window.to_json())
         return window
@@ -740,7 +736,7 @@ class IncrementalRun:
         moved = False
         if not window.explicit:
             record = self._record()
-            if window.end is not None and not window.empty:
+            if not window.empty:
                 record["watermark"] = encode_value(window.end)
                 moved = True
             elif "watermark" not in record and window.start is not None:

@@ -263,8 +263,10 @@ class WebTrackingClient:
             tried = True
             # A running try is cut at the deadline too (time spent throttled does not count).
             until = started + throttled + policy.deadline
+            # acquire() has set first_try (the `or` is for the type checker)
+            silent_until = (controller.first_try or sent_at) + first_answer
             if not controller.answered:
-                until = min(until, (controller.first_try or sent_at) + first_answer)
+                until = min(until, silent_until)
             try:
                 request_id = self.post_once(request, payload, headers, until=until, stop=stop)
             except SlsServiceError as error:
@@ -275,7 +277,6 @@ class WebTrackingClient:
                 if stop is not None and stop.is_set():
                     raise self._stopped(request, stop, tried) from error
                 now = time.monotonic()
-                silent_until = (controller.first_try or sent_at) + first_answer
                 if not controller.answered and now >= silent_until:
                     raise never_answered(error, self.target, first_answer, faults + 1) from error
                 left = policy.deadline - (now - started - throttled)

@@ -86,11 +86,11 @@ class _RetryCounter:
         with self._lock:
             self.retries += 1
             self.ambiguous += maybe_stored
-        if error.attempt is not None and error.wait is not None:
-            of = f" of {self.attempts}" if self.attempts else ""
-            log.warning("Retrying: try %d%s failed, next in %.1f s: %s", error.attempt, of, error.wait, error)
-        else:
-            log.warning("Retrying: %s", error)
+        # The client sets attempt and wait on every error it retries (throttling returned above).
+        of = f" of {self.attempts}" if self.attempts else ""
+        log.warning(
+            "Retrying: try %s%s failed, next in %.1f s: %s", error.attempt, of, error.wait or 0.0, error
+        )
 
 
 class RequestSender(Protocol):

@@ -128,7 +128,6 @@ class Ledger:
         #: requests an earlier try had acknowledged with other rows (the input changed between
         #: tries), sent again: the rows that try stored under their sls_seq stay stored, and move to
         #: other requests now, so about ``mismatched_rows`` rows may be stored twice
-        self.mismatches = 0
         self.mismatched_rows = 0
         self.mismatched_seqs: list[int] = []
         if state is None and store is not None:
@@ -202,10 +201,14 @@ class Ledger:
             return False
         if seen == digest(request):
             return True
-        self.mismatches += 1
         self.mismatched_rows += request.logs
         self.mismatched_seqs.append(request.seq)
         return False
+
+    @property
+    def mismatches(self) -> int:
+        """Requests an earlier try acknowledged with other rows, sent again (``mismatched_seqs``)."""
+        return len(self.mismatched_seqs)
 
     def sending(self, requests: Request | Iterable[Request]) -> None:
         """Call before requests go out: they are recorded at once as in flight (one small write

@@ -104,10 +104,7 @@ class Sender:
             self._stopping.set()
             for future in in_flight:
                 future.cancel()
-            until = None
-            if self.stop.is_set():
-                self.stop.cut_tries()
-                until = (self.stop.deadline() or time.monotonic()) + 2 * POLL
+            until = self._grace_until() if self.stop.is_set() else None
             try:
                 self._collect(in_flight, None, raise_error=False, until=until)
             except Exception as flush_error:  # noqa: BLE001 - the export's own error is raised
@@ -126,6 +123,11 @@ class Sender:
         except BaseException:
             self._stopping.set()
             raise
+
+    def _grace_until(self) -> float:
+        """After a stop: cut the tries on the wire, and give them until their grace ends."""
+        self.stop.cut_tries()
+        return (self.stop.deadline() or time.monotonic()) + 2 * POLL
 
     def _collect(
         self,
@@ -149,8 +151,7 @@ class Sender:
                 if raise_error:
                     break  # what finished is accounted for below, then the stop is raised
                 if until is None:  # stopped while finishing after a final error: a grace only
-                    self.stop.cut_tries()
-                    until = (self.stop.deadline() or time.monotonic()) + 2 * POLL
+                    until = self._grace_until()
         failure: BaseException | None = None
         ledger = self.ledger
         for future in done:

@@ -244,6 +244,15 @@ def _rows(batches: Iterable[Batch], reverse: bool, skip: int, predicate: Predica
             yield row
 
 
+def in_window(batches: Iterable[Batch], from_time: int | None, to_time: int | None) -> list[Batch]:
+    """The batches received in ``from_time <= __time__ < to_time`` (``None``: no bound)."""
+    return [
+        b
+        for b in batches
+        if (from_time is None or b.time >= from_time) and (to_time is None or b.time < to_time)
+    ]
+
+
 def select_logs(
     batches: list[Batch],
     *,
@@ -256,11 +265,7 @@ def select_logs(
 ) -> list[Row]:
     """GetLogs semantics: ``from_time <= __time__ < to_time``, then query, offset and line."""
     predicate = compile_query(query)
-    chosen = [
-        b
-        for b in batches
-        if (from_time is None or b.time >= from_time) and (to_time is None or b.time < to_time)
-    ]
+    chosen = in_window(batches, from_time, to_time)
     if reverse:
         chosen.reverse()
     rows = _rows(chosen, reverse, max(0, offset), predicate)

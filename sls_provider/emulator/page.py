@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlencode
 
-from sls_provider.emulator.backend import EmulatorState, compile_query, flatten, select_logs
+from sls_provider.emulator.backend import EmulatorState, compile_query, flatten, in_window, select_logs
 from sls_provider.emulator.errors import EmulatorError
 from sls_provider.emulator.protocol import GETLOGS_MAX_LINES
 from sls_provider.emulator.storage import Batch, CountKey
@@ -253,11 +253,7 @@ def render(state: EmulatorState, query: Mapping[str, str]) -> bytes:
     if project and state.store.logstore(project, logstore) is not None:
         parts.insert(0, f"<h2>{_e(project)} / {_e(logstore)}</h2>")
         parts.append(_search(project, logstore, q, since, until, line))
-        batches = [
-            b
-            for b in state.store.batches(project, logstore)
-            if (since is None or b.time >= since) and (until is None or b.time < until)
-        ]
+        batches = in_window(state.store.batches(project, logstore), since, until)
         try:
             rows = select_logs(batches, query=q, line=line, reverse=True)
             chart = _chart(_series(batches, q))

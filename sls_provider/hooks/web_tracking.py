@@ -382,43 +382,10 @@ class SlsWebTrackingHook(BaseHook):
             :class:`SlsStoppedError` (the operator's ``on_kill`` does this).
         """
         export_id = export_id if export_id is not None else new_export_id(owner)
-        return self._run(
-            chunks,
-            options,
-            None,
-            export_id,
-            topic=topic,
-            topic_column=topic_column,
-            source=source,
-            tags=tags,
-            stop=stop,
+        once = ResumableExport(self, None, export_id)  # no ledger: nothing kept for a later try
+        return once.run(
+            chunks, options, topic=topic, topic_column=topic_column, source=source, tags=tags, stop=stop
         )
-
-    def _run(
-        self,
-        chunks: Iterable[Any],
-        options: ExportOptions,
-        ledger: Ledger | None,
-        export_id: str,
-        **rows: Any,
-    ) -> ExportSummary:
-        self.log.info(
-            "Exporting to SLS project %r, logstore %r at %s (%s)",
-            self.target.project,
-            self.target.logstore,
-            self.target.base_url,
-            self.settings.compress_type,
-        )
-        exporter = Exporter(
-            self.client,
-            options,
-            ledger,
-            export_id=export_id,
-            stall_timeout=self.stall_timeout,
-            dead_letters=ObjectStorageSink(options.dead_letter, export_id) if options.dead_letter else None,
-            **rows,
-        )
-        return exporter.run(chunks)
 
     def resumable_export(
         self, store: StateStore | None, *, key: str, fingerprint: str, owner: str
@@ -563,7 +530,26 @@ class ResumableExport:
         :param rows: ``topic``, ``topic_column``, ``source``, ``tags`` and ``stop``, as
             :meth:`SlsWebTrackingHook.export` takes them (the export id is this export's own).
         """
-        return self._hook._run(chunks, options, self._ledger, self.export_id, **rows)
+        hook = self._hook
+        hook.log.info(
+            "Exporting to SLS project %r, logstore %r at %s (%s)",
+            hook.target.project,
+            hook.target.logstore,
+            hook.target.base_url,
+            hook.settings.compress_type,
+        )
+        exporter = Exporter(
+            hook.client,
+            options,
+            self._ledger,
+            export_id=self.export_id,
+            stall_timeout=hook.stall_timeout,
+            dead_letters=ObjectStorageSink(options.dead_letter, self.export_id)
+            if options.dead_letter
+            else None,
+            **rows,
+        )
+        return exporter.run(chunks)
 
     def __enter__(self) -> ResumableExport:
         return self
