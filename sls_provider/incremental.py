@@ -299,8 +299,12 @@ class SourceFacts:
 def decide_end(hook: Any, sql: str, parameters: Any, config: Incremental) -> SourceFacts:
     """Ask the source (on the hook's DB-API connection, read-only) whether the cursor column is
     there, how many rows have no cursor, and where this run's window ends."""
-    from sls_provider.sources.sql import read_only_session
+    from sls_provider.sources.sql import check_read_only, read_only_session
 
+    # The first query to the source: refuse a statement that is not a single read before it runs
+    # (wrapped in a subquery, a refused statement would fail with the database's own syntax error,
+    # which the task retries, or run where no read-only session guards it).
+    check_read_only(sql)
     dialect = dialect_of(hook)
     column = config.cursor_column
     col = quote(column, dialect)

@@ -354,6 +354,20 @@ def test_missing_cursor_column_fails_naming_the_columns(
     assert exports(sls_conn) == {}
 
 
+def test_a_statement_that_is_not_a_read_is_refused_before_the_window_query(
+    sls_conn: SlsEmulator, db: sqlite3.Connection, capsys: pytest.CaptureFixture
+) -> None:
+    """The window's first query wraps the sql in a subquery: the read-only check comes before it, so
+    the error is the clear one (an input error, no retries spent), not the database's syntax error."""
+    insert(db, [(1, 1, "eu"), (2, 2, "eu")])
+    assert run_day(export_dag(dag_id(), Incremental("n"), sql="DELETE FROM events"), 0) == "failed"
+    out = capsys.readouterr().out
+    assert "The sql is refused, nothing was run: it is a DELETE statement" in out
+    assert "syntax error" not in out
+    assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (2,)
+    assert exports(sls_conn) == {}
+
+
 def test_user_parameters_and_percent_signs_stay_the_users(
     sls_conn: SlsEmulator, db: sqlite3.Connection
 ) -> None:
