@@ -12,6 +12,10 @@ Data: ``--rows`` rows of mixed types (a datetime, three ints, two floats, four s
 - ``script``: a careful script: ``to_dict("records")`` + ``json.dumps`` + lz4 + ``requests``.
 - ``floor``: the one-core CPU floor: polars ``write_ndjson`` of the frame cast to strings + one lz4
   call; no HTTP, no packing, no per-request work.
+- ``floor1``: the same floor with polars held to one thread (``POLARS_MAX_THREADS=1`` in its process):
+  ``floor`` is "one-core" in its code, one NDJSON write and one lz4 call, but polars spreads the cast
+  and the write over its own pool (about 1.4 cores busy here); this is what one core does with that
+  work. Reported beside the target, which stays on ``floor``.
 - ``floor2``: the two-core floor, the frontier: the same work on two threads, each on half the frame
   (polars and lz4 release the GIL, so this is what two cores can do at best).
 
@@ -47,7 +51,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _measure as m  # noqa: E402
 
-SENDERS = ("provider", "put_webtracking", "put_logs", "script", "floor", "floor2")
+SENDERS = ("provider", "put_webtracking", "put_logs", "script", "floor", "floor1", "floor2")
 SLOW = ("put_webtracking", "put_logs", "script")
 BATCH = 4096
 MAX_BYTES = 3 * 1024 * 1024
@@ -222,6 +226,14 @@ def sender_floor(port: int) -> Callable[[pd.DataFrame], None]:
     return send
 
 
+def sender_floor1(port: int) -> Callable[[pd.DataFrame], None]:
+    """``floor`` in a process whose polars pool has one thread (run_child sets POLARS_MAX_THREADS)."""
+    import polars as pl
+
+    assert pl.thread_pool_size() == 1, "floor1 runs with POLARS_MAX_THREADS=1"
+    return sender_floor(port)
+
+
 def sender_floor2(port: int) -> Callable[[pd.DataFrame], None]:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -277,8 +289,11 @@ def child(name: str, port: int, rows: int) -> dict[str, Any]:
 
 
 def run_child(name: str, port: int, rows: int) -> dict[str, Any]:
+    # polars reads its pool size once, when first imported: floor1's must be set before its process starts.
+    env = dict(os.environ, POLARS_MAX_THREADS="1") if name == "floor1" else None
     out = subprocess.run(
         [sys.executable, __file__, "--child", name, "--port", str(port), "--rows", str(rows)],
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -416,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         "put_logs": "`aliyun-log-python-sdk` `put_logs` (protobuf+lz4), 4096/call",
         "script": "script: `to_dict` + `json.dumps` + lz4 + `requests`",
         "floor": "one-core CPU floor: polars `write_ndjson` + one lz4 call",
+        "floor1": "the floor with polars on one thread (`POLARS_MAX_THREADS=1`)",
         "floor2": "two-core floor: the same on 2 threads, half the frame each",
     }
     rows = []

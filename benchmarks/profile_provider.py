@@ -13,7 +13,10 @@ self and by total samples, per thread kind (the calling thread vs the ``sls-send
 ``--thread-cpu`` runs without a profiler and prints, per export, the CPU seconds of each kind of
 thread (read with ``time.thread_time()`` as each thread ends; what is left of the process's CPU time
 is polars' own pool), then what one request costs a sending thread: ``WebTrackingClient.send``
-against lz4 alone and bare urllib3 on the same bodies.
+against lz4 alone and bare urllib3 on the same bodies. ``--steps`` runs the provider, ``floor`` and
+``floor2`` alternately in one process (wall and process CPU, medians of ``--repeat``), then the process
+CPU of each step of the provider's encoding and of the floor's, each alone on the same data (best of
+5); run it with ``POLARS_MAX_THREADS=1`` to keep polars' work on one thread.
 """
 
 from __future__ import annotations
@@ -136,6 +139,93 @@ def request_cost(hook: object, port: int, df: object) -> None:
         print(f"  {name:24s} {statistics.median(times) * 1000:.2f} ms")
 
 
+def steps(repeat: int, rows: int) -> None:
+    """Side by side in one process, then the CPU of each encoding step alone (see the docstring)."""
+    import io
+
+    import lz4.block
+    import polars as pl
+
+    from sls_provider.core import encode
+
+    def cpu_of(step: object, times: int = 5) -> float:
+        best = float("inf")
+        for _ in range(times):
+            started = time.process_time()
+            step()  # type: ignore[operator]
+            best = min(best, time.process_time() - started)
+        return best
+
+    with m.Sink() as sink:
+        senders = {
+            name: getattr(bench_peers, f"sender_{name}")(sink.port)
+            for name in ("provider", "floor", "floor2")
+        }
+        df = bench_peers.make_frame(rows)
+        for send in senders.values():
+            send(df.iloc[:2000])
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in senders}
+        for _ in range(repeat):
+            for name, send in senders.items():
+                cpu, wall = time.process_time(), time.perf_counter()
+                send(df)
+                runs[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    print(f"side by side, {rows:,} rows, medians of {repeat}:")
+    for name, results in runs.items():
+        wall = statistics.median(r[0] for r in results)
+        cpu = statistics.median(r[1] for r in results)
+        print(f"  {name:10s} wall {wall:.3f} s  process CPU {cpu:.3f} s  ({cpu / wall:.2f} cores busy)")
+
+    keys = list(df.columns)
+    chunks = [df.iloc[i : i + 20_000] for i in range(0, rows, 20_000)]  # the default chunksize
+
+    def plans() -> list:
+        return [encode._texts([encode._plan(c.iloc[:, i], k) for i, k in enumerate(keys)]) for c in chunks]
+
+    texts = plans()
+
+    def ndjson_blocks() -> list[list[bytes]]:
+        out = []
+        for text in texts:
+            blocks = encode._Blocks()
+            text.write_ndjson(blocks)
+            out.append(blocks.blocks)
+        return out
+
+    blocks = ndjson_blocks()
+    joined = [bytearray().join(b) for b in blocks]
+
+    def floor_text() -> pl.DataFrame:
+        return pl.from_pandas(df).select(pl.all().cast(pl.String))
+
+    def floor_ndjson() -> bytes:
+        buffer = io.BytesIO()
+        floor_text().write_ndjson(buffer)
+        return buffer.getvalue()
+
+    costs = {
+        "provider: spell the values (chunks)": plans,
+        "provider: write NDJSON (chunks)": ndjson_blocks,
+        "provider: join the blocks": lambda: [bytearray().join(b) for b in blocks],
+        "provider: row ends, commas": lambda: [encode.from_ndjson(bytearray(j)) for j in joined],
+        "  (of which the copy)": lambda: [bytearray(j) for j in joined],
+        "lz4 of every chunk": lambda: [lz4.block.compress(bytes(j), store_size=False) for j in joined],
+        "floor: cast to strings": floor_text,
+        "floor: cast + write NDJSON": floor_ndjson,
+    }
+    for i, key in enumerate(keys):
+        column = [encode._plan(c.iloc[:, i], key) for c in chunks]
+        costs[f"provider: {key} ({df[key].dtype}) spelled"] = lambda column=column: [
+            encode._texts([p]) for p in column
+        ]
+        costs[f"floor: {key} cast"] = lambda key=key: pl.from_pandas(df[[key]]).select(
+            pl.all().cast(pl.String)
+        )
+    print(f"process CPU of each step alone, best of 5 (polars pool: {pl.thread_pool_size()} threads):")
+    for name, step in costs.items():
+        print(f"  {name:45s} {cpu_of(step):.3f} s")
+
+
 def _frame_name(frame: str) -> str:
     # py-spy raw frames look like "function (path/to/file.py:123)"; keep function + file name.
     name, _, where = frame.partition(" (")
@@ -186,7 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collapsed", type=Path, help="summarise a py-spy --format raw file")
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--thread-cpu", action="store_true", help="CPU per kind of thread, no profiler")
+    parser.add_argument(
+        "--steps", action="store_true", help="side by side with the floors, then each step's CPU"
+    )
     args = parser.parse_args(argv)
+    if args.steps:
+        steps(args.repeat, args.rows)
+        return 0
     if args.thread_cpu:
         thread_cpu(args.repeat, args.rows)
         return 0
