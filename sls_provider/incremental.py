@@ -51,7 +51,7 @@ ENDS = ("max", "clock")
 ON_NULL = ("fail", "skip")
 ON_RERUN = ("fail", "resend")
 #: The connection types whose SQL (quoting, clock) this module knows.
-DIALECTS = {"postgres": "postgres", "mysql": "mysql", "sqlite": "sqlite"}
+DIALECTS = ("postgres", "mysql", "sqlite")
 _VALUE_TYPES = (int, float, Decimal, str, dt.date)  # datetime is a date
 #: Task states in which a run holding a window will not send any more (its claim can be taken over).
 _ENDED = ["failed", "upstream_failed", "skipped", "removed"]
@@ -197,7 +197,7 @@ def dialect_of(hook: Any) -> str:
             f"incremental= supports PostgreSQL, MySQL/MariaDB and SQLite connections, not "
             f"{conn_type or type(hook).__name__!r}"
         )
-    return DIALECTS[conn_type]
+    return conn_type
 
 
 def quote(name: str, dialect: str) -> str:

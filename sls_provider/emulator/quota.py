@@ -66,6 +66,13 @@ class WriteQuota:
         if not 0.0 <= self.soft <= 1.0:
             raise ValueError(f"quota soft must be within [0, 1], got {self.soft}")
 
+    @classmethod
+    def given(cls, spec: WriteQuota | bool | None) -> WriteQuota | None:
+        """The quota a caller asked for: ``True`` for SLS's, ``None``/``False`` for none."""
+        if spec is True:
+            return cls()
+        return spec or None
+
     def filled(self, *, mb_per_second: float, writes_per_second: float) -> WriteQuota:
         """This quota with SLS's figures where it names none."""
         return replace(

@@ -93,10 +93,10 @@ def _create_logstore(state: EmulatorState, req: HttpRequest) -> Response:
 def _quota(spec: object) -> WriteQuota | None:
     """``true`` (SLS's quota), an object of :class:`WriteQuota` fields (the ones left out are
     SLS's), or nothing."""
-    if spec in (None, False):
-        return None
+    if spec is None or isinstance(spec, bool):
+        return WriteQuota.given(spec)
     try:
-        return WriteQuota() if spec is True else WriteQuota(**spec)  # type: ignore[arg-type]
+        return WriteQuota(**spec)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise EmulatorError.bad_parameter(f"Bad quota: {exc}") from None
 

@@ -289,18 +289,14 @@ class SlsEmulator:
             default: unlimited).
         :param index: whether the logstore has an index (SLS gives its shards 5 MB/s, 10 without).
         """
-        if quota is True:
-            quota = WriteQuota()
-        self._state.quotas.set_logstore(project, logstore, shards, quota or None, index=index)
+        self._state.quotas.set_logstore(project, logstore, shards, WriteQuota.given(quota), index=index)
         self._state.store.put_logstore(project, logstore, web_tracking)
 
     def set_project_quota(self, project: str, quota: WriteQuota | bool | None) -> None:
         """A write quota over all the logstores of ``project``: a :class:`WriteQuota` (what it
         leaves ``None`` is SLS's), ``True`` for SLS's (100 GB/min and 600,000 writes/min of raw
         data), ``None``/``False`` to remove it."""
-        if quota is True:
-            quota = WriteQuota()
-        self._state.quotas.set_project(project, quota or None)
+        self._state.quotas.set_project(project, WriteQuota.given(quota))
 
     def shard_counters(self, project: str, logstore: str) -> list[ShardCounters]:
         """Accepted and refused writes (and raw and body bytes) of each shard of a logstore with a quota."""
