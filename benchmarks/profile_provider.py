@@ -147,6 +147,7 @@ def steps(repeat: int, rows: int) -> None:
     import polars as pl
 
     from sls_provider.core import encode
+    from sls_provider.hooks.web_tracking import DEFAULT_CHUNKSIZE
 
     def cpu_of(step: object, times: int = 5) -> float:
         best = float("inf")
@@ -177,7 +178,7 @@ def steps(repeat: int, rows: int) -> None:
         print(f"  {name:10s} wall {wall:.3f} s  process CPU {cpu:.3f} s  ({cpu / wall:.2f} cores busy)")
 
     keys = list(df.columns)
-    chunks = [df.iloc[i : i + 20_000] for i in range(0, rows, 20_000)]  # the default chunksize
+    chunks = [df.iloc[i : i + DEFAULT_CHUNKSIZE] for i in range(0, rows, DEFAULT_CHUNKSIZE)]
 
     def plans() -> list:
         return [encode._texts([encode._plan(c.iloc[:, i], k) for i, k in enumerate(keys)]) for c in chunks]
@@ -203,15 +204,17 @@ def steps(repeat: int, rows: int) -> None:
         floor_text().write_ndjson(buffer)
         return buffer.getvalue()
 
+    floor_bytes = floor_ndjson()
     costs = {
         "provider: spell the values (chunks)": plans,
         "provider: write NDJSON (chunks)": ndjson_blocks,
         "provider: join the blocks": lambda: [bytearray().join(b) for b in blocks],
         "provider: row ends, commas": lambda: [encode.from_ndjson(bytearray(j)) for j in joined],
         "  (of which the copy)": lambda: [bytearray(j) for j in joined],
-        "lz4 of every chunk": lambda: [lz4.block.compress(bytes(j), store_size=False) for j in joined],
+        "provider: lz4 of every chunk": lambda: [lz4.block.compress(j, store_size=False) for j in joined],
         "floor: cast to strings": floor_text,
         "floor: cast + write NDJSON": floor_ndjson,
+        "floor: lz4 of its NDJSON": lambda: lz4.block.compress(floor_bytes, store_size=False),
     }
     for i, key in enumerate(keys):
         column = [encode._plan(c.iloc[:, i], key) for c in chunks]
