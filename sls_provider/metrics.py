@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric: its name, its kind (``counter`` or ``timer``) and the summary value it reports."""
+    """One metric: its name, its kind (``counter`` or ``timer``), the summary value it reports and what
+    that value counts (the table in docs/metrics.md says the same, checked by its tests)."""
 
     name: str
     kind: str
@@ -40,9 +41,21 @@ class Metric:
 METRICS: tuple[Metric, ...] = (
     Metric("sls.export.rows", "counter", lambda s: s.rows, "rows the service acknowledged"),
     Metric("sls.export.requests", "counter", lambda s: s.requests, "requests the service acknowledged"),
-    Metric("sls.export.raw_bytes", "counter", lambda s: s.raw_bytes, "uncompressed bytes of those requests"),
-    Metric("sls.export.sent_bytes", "counter", lambda s: s.sent_bytes, "compressed bytes sent"),
-    Metric("sls.export.retries", "counter", lambda s: s.retries, "requests sent again after a failure"),
+    Metric(
+        "sls.export.raw_bytes",
+        "counter",
+        lambda s: s.raw_bytes,
+        "uncompressed bytes of those requests (what a write quota counts)",
+    ),
+    Metric(
+        "sls.export.sent_bytes",
+        "counter",
+        lambda s: s.sent_bytes,
+        "compressed bytes sent (what crossed the wire)",
+    ),
+    Metric(
+        "sls.export.retries", "counter", lambda s: s.retries, "requests sent again after a transient failure"
+    ),
     Metric(
         "sls.export.throttled",
         "counter",
@@ -59,7 +72,7 @@ METRICS: tuple[Metric, ...] = (
         "sls.export.skipped_rows",
         "counter",
         lambda s: s.skipped_rows,
-        "rows left out by choice (on_oversize='skip')",
+        "rows left out by choice",
     ),
     Metric(
         "sls.export.dead_letter_rows",
@@ -71,9 +84,14 @@ METRICS: tuple[Metric, ...] = (
         "sls.export.throttled_seconds",
         "timer",
         lambda s: s.throttled_seconds,
-        "time some request waited to be retried after a quota refusal",
+        "time during which some request waited to be retried after a quota refusal",
     ),
-    Metric("sls.export.duration", "timer", lambda s: s.seconds, "the export, first row read to last answer"),
+    Metric(
+        "sls.export.duration",
+        "timer",
+        lambda s: s.seconds,
+        "the export, from its first row read to its last answer",
+    ),
 )
 
 

@@ -758,6 +758,11 @@ def check_metrics(table: Table) -> None:
 
     documented = [(code_cells(row[0]), row[1]) for row in table.rows]
     assert documented == [([m.name], m.kind) for m in METRICS], "metrics documented != METRICS, in order"
+    for row, metric in zip(table.rows, METRICS, strict=True):
+        # What the code says the value counts, then maybe a parenthesis of the page's (a link, an example).
+        assert row[2] == metric.meaning or row[2].startswith(metric.meaning + " ("), (
+            f"{where(table, row)}: the code says it counts {metric.meaning!r}"
+        )
 
 
 TABLE_CHECKS: dict[str, Callable[[Table], None]] = {
