@@ -179,6 +179,8 @@ class Cluster:
         advisory lock keeps two workers from making it at once or copying it while it is made."""
         template = template_name()
         with self.pg.connect() as conn:
+            # Bounded: the holder makes the template within migrate's 180 s, or its session ends.
+            conn.execute("SET lock_timeout = '300s'")
             conn.execute("SELECT pg_advisory_lock(%s)", (TEMPLATE_LOCK,))
             try:
                 if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,)).fetchone():
