@@ -22,8 +22,6 @@ the cluster's home, shown when something fails.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import os
 import secrets
 import shutil
@@ -39,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.airflow_db import versions_key
+
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 REDIS_URL = os.environ.get("SLS_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -48,14 +48,8 @@ TEMPLATE_LOCK = 0x5151_7E11  # a pg_advisory_lock key of this suite's own
 
 
 def template_name() -> str:
-    """The name of the migrated metadata DB the clusters copy: one per set of installed Airflow
-    distributions (core and providers: each may add tables), so an upgrade gets a template of its own."""
-    versions = sorted(
-        f"{d.metadata['Name'].lower()}=={d.version}"
-        for d in importlib.metadata.distributions()
-        if d.metadata["Name"] and d.metadata["Name"].lower().startswith("apache-airflow")
-    )
-    return "sls_cluster_template_" + hashlib.sha256("\n".join(versions).encode()).hexdigest()[:12]
+    """The name of the migrated metadata DB the clusters copy, one per set of Airflow versions."""
+    return f"sls_cluster_template_{versions_key()}"
 
 
 def free_port() -> int:

@@ -8,8 +8,6 @@ before any test module imports Airflow.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,6 +23,7 @@ os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "")
 from sls_provider.core.client import RetryPolicy  # noqa: E402
 from sls_provider.emulator import SlsEmulator  # noqa: E402
 from sls_provider.testing import EmulatorFactory, connection_json  # noqa: E402
+from tests.airflow_db import migrated_sqlite  # noqa: E402
 
 PROJECT, LOGSTORE = "proj", "store"
 
@@ -36,10 +35,8 @@ FAST_RETRY = RetryPolicy(attempts=8, deadline=60, backoff=0.001, max_backoff=0.0
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """A migrated metadata DB for this worker (about 3 s, once)."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ
-    )
+    """A migrated metadata DB for this worker (``tests/airflow_db.py``: a copy of one migrated once)."""
+    migrated_sqlite(_HOME / "airflow.db", dict(os.environ))
     return _HOME
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.airflow_db import migrated_sqlite
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
@@ -56,7 +58,7 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUi]:
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
     )
     airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    migrated_sqlite(home / "airflow.db", env)  # what `airflow db migrate` makes, copied
     port = _free_port()
     log = (home / "api-server.log").open("wb")
     server = subprocess.Popen(
