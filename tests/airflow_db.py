@@ -34,10 +34,10 @@ def versions_key() -> str:
     return hashlib.sha256("\n".join(versions).encode()).hexdigest()[:12]
 
 
-def migrated_sqlite(target: Path, env: dict[str, str]) -> None:
+def migrated_sqlite(target: Path) -> None:
     """Write a migrated SQLite metadata DB to ``target``: a copy of one migrated once per set of
     Airflow versions and kept in the system's temporary directory (made, under a file lock, by the
-    first process that needs it, in ``env`` with its own home and database)."""
+    first process that needs it, with a home and database of its own and Airflow's defaults)."""
     original = Path(tempfile.gettempdir()) / f"sls-provider-airflow-{versions_key()}.db"
     with open(f"{original}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # held by a migrate, itself bounded by its timeout
@@ -46,7 +46,7 @@ def migrated_sqlite(target: Path, env: dict[str, str]) -> None:
                 with tempfile.TemporaryDirectory(prefix="sls-airflow-migrate-") as home:
                     making = Path(home) / "airflow.db"
                     migrate_env = {
-                        **{k: v for k, v in env.items() if not k.startswith("AIRFLOW")},
+                        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
                         "AIRFLOW_HOME": home,
                         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{making}",
                         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -36,7 +36,7 @@ FAST_RETRY = RetryPolicy(attempts=8, deadline=60, backoff=0.001, max_backoff=0.0
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated metadata DB for this worker (``tests/airflow_db.py``: a copy of one migrated once)."""
-    migrated_sqlite(_HOME / "airflow.db", dict(os.environ))
+    migrated_sqlite(_HOME / "airflow.db")
     return _HOME
 
 

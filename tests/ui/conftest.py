@@ -58,7 +58,7 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUi]:
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
     )
     airflow = str(Path(sys.executable).with_name("airflow"))
-    migrated_sqlite(home / "airflow.db", env)  # what `airflow db migrate` makes, copied
+    migrated_sqlite(home / "airflow.db")  # what `airflow db migrate` makes, copied
     port = _free_port()
     log = (home / "api-server.log").open("wb")
     server = subprocess.Popen(
