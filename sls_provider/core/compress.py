@@ -16,12 +16,13 @@ from sls_provider.core.errors import SlsConfigError
 COMPRESS_TYPES = ("lz4", "deflate", "none")
 
 
-def check_compress_type(kind: str | None) -> str:
-    """Normalise and validate a compression name (``None`` and ``""`` mean ``"none"``)."""
-    kind = (kind or "none").lower()
-    if kind not in COMPRESS_TYPES:
+def check_compress_type(kind: object) -> str:
+    """A compression name, validated and in lower case. "Not given" is the caller's to resolve (the
+    hook's default is ``lz4``, not ``none``), so ``None`` and ``""`` are refused here like any
+    other value that is not a name."""
+    if not isinstance(kind, str) or kind.lower() not in COMPRESS_TYPES:
         raise SlsConfigError(f"compress_type must be one of {COMPRESS_TYPES}, got {kind!r}")
-    return kind
+    return kind.lower()
 
 
 def compress(body: bytes, kind: str) -> bytes:

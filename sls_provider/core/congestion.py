@@ -27,8 +27,8 @@ requests at a byte rate it adapts:
 
 The constants were tuned with an event simulation of 1 and 4 exports of the benchmark's request size
 against round-robin shards with one second of burst (``tests/core/quota_sim.py``, 40 seeds and three
-network delays: all three 4-export targets met in 34 to 38 runs of 40, up from 15 to 20 with the
-first version); ``benchmarks/bench_quota.py`` measures the real thing.
+network delays; how often it meets the targets is in docs/reliability.md, "Write quotas and throttling");
+``benchmarks/bench_quota.py`` measures the real thing.
 
 The controller is shared by one export's sending threads (thread-safe), pure apart from its clock:
 ``reserve`` says when a request may start, the client sleeps. Caps given by the user
@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Callable
 
 from sls_provider.core.errors import SlsQuotaError, SlsServiceError
-from sls_provider.core.options import check_positive
+from sls_provider.core.options import DEFAULT_STALL_TIMEOUT, check_positive
 
 #: The cut on a refusal: the rate becomes this fraction of what was acknowledged.
 BETA = 0.7
@@ -106,7 +106,7 @@ class SendController:
         *,
         max_requests_per_second: float | None = None,
         max_bytes_per_second: float | None = None,
-        stall_timeout: float = 300.0,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, value in (

@@ -198,8 +198,8 @@ class _ColumnPlan:
 def _texts(columns: list[_ColumnPlan]) -> pl.DataFrame:
     """Every column's text, from one polars query. The query runs without the GIL and spreads the
     columns over polars' threads; one small call per column instead waits for the GIL again after
-    each call, up to 5 ms apiece while the sending threads run Python (measured: encoding ran 2-3x
-    slower during an export than alone)."""
+    each call while the sending threads run Python, which made encoding several times slower during
+    an export than alone (docs/performance.md, "What the changes bought")."""
     frame = pl.DataFrame([c.source for c in columns]).lazy().select([c.text for c in columns]).collect()
     for column in columns:
         if column.patches is not None:

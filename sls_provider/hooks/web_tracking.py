@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,6 +62,11 @@ __all__ = [
 #: (docs/performance.md, "Figures behind the code").
 DEFAULT_CHUNKSIZE = 20_000
 
+#: Seconds to wait for each answer when neither the hook nor the connection says.
+DEFAULT_TIMEOUT = 30.0
+#: Body compression when neither the hook nor the connection says.
+DEFAULT_COMPRESS_TYPE = "lz4"
+
 _PORT_SUFFIX = re.compile(r":\d+$")  # "host:9090" or "[::1]:9090", not "[::1]"
 
 
@@ -86,6 +92,43 @@ class SlsSettings:
             f"compress_type={self.compress_type!r}, timeout={self.timeout!r}, verify={self.verify!r}, "
             f"access_key_id={'***' if self.access_key_id else None})"
         )
+
+
+def check_timeout(value: object, *, subject: str) -> float:
+    """The one rule for the answer timeout, wherever it is given (operator, hook, connection): a
+    finite number of seconds above 0. Checked before any request: urllib3 would refuse a 0 with a
+    ``ValueError`` of its own, mid-export or out of ``test_connection()``.
+
+    :param subject: what the error names first (a task id, or the connection).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise SlsConfigError(
+            f"{subject}: timeout must be a positive, finite number of seconds, got {value!r}"
+        )
+    return float(value)
+
+
+def _extra_timeout(value: object, *, subject: str) -> float:
+    """``extra.timeout``: text from the connection form, or a JSON number; empty means the default."""
+    if value is None or value == "":
+        return DEFAULT_TIMEOUT
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError as err:
+            raise SlsConfigError(f"{subject}: extra.timeout must be seconds, got {value!r}") from err
+        if not 0 < number < math.inf:
+            raise SlsConfigError(
+                f"{subject}: timeout must be a positive, finite number of seconds, got {value!r}"
+            )
+        return number
+    return check_timeout(value, subject=subject)
+
+
+def _first_given(*values: Any) -> Any:
+    """The first value given: ``None`` and an empty form field (``""``) are not given; anything else,
+    ``0`` and ``False`` included, is a value for its check to take or refuse."""
+    return next((v for v in values if v is not None and v != ""), None)
 
 
 def _as_bool_or_path(value: Any) -> bool | str:
@@ -195,36 +238,26 @@ class SlsWebTrackingHook(BaseHook):
                 f"{subject} has no SLS {' or '.join(missing)}: fill in the connection form's {fields} "
                 f"(extra {keys}), or pass {args} to the hook or operator."
             )
-        # An empty form field means the default, like every other optional field.
-        timeout_value = extra.get("timeout")
         if self.timeout is not None:
-            timeout_value = self.timeout
-        elif timeout_value is None or timeout_value == "":
-            timeout_value = 30
-        try:
-            timeout = float(timeout_value)
-        except (TypeError, ValueError) as err:
-            raise SlsConfigError(f"{subject}: extra.timeout must be seconds, got {timeout_value!r}") from err
-        if not 0 < timeout < float("inf"):
-            # Checked here, once: urllib3 would refuse 0 with a ValueError of its own mid-export.
-            raise SlsConfigError(
-                f"{subject}: the timeout must be a positive number of seconds, got {timeout_value!r}"
-            )
+            timeout = check_timeout(self.timeout, subject=subject)
+        else:
+            timeout = _extra_timeout(extra.get("timeout"), subject=subject)
+        compress_type = _first_given(self.compress_type, extra.get("compress_type"), DEFAULT_COMPRESS_TYPE)
         verify = extra.get("verify")
         return SlsSettings(
             endpoint=conn.host or "",
             project=str(project),
             logstore=str(logstore),
-            compress_type=check_compress_type(self.compress_type or extra.get("compress_type") or "lz4"),
+            compress_type=check_compress_type(compress_type),
             timeout=timeout,
             verify=True if verify is None or verify == "" else _as_bool_or_path(verify),
             access_key_id=conn.login or None,
             access_key_secret=conn.password or None,
             security_token=extra.get("security_token") or None,
-            retry=self.retry or self._retry_policy(extra),
+            retry=self.retry or self._retry_policy(extra, subject),
         )
 
-    def _retry_policy(self, extra: Mapping[str, Any]) -> RetryPolicy:
+    def _retry_policy(self, extra: Mapping[str, Any], subject: str) -> RetryPolicy:
         """``retry_attempts``, ``retry_deadline``, ``retry_backoff``, ``retry_max_backoff`` and
         ``retry_first_answer`` from the connection's extra, each falling back to :class:`RetryPolicy`'s
         default."""
@@ -244,12 +277,12 @@ class SlsWebTrackingHook(BaseHook):
                 given[name] = kind(value)
             except (TypeError, ValueError) as err:
                 raise SlsConfigError(
-                    f"Connection {self.sls_conn_id!r}: extra.retry_{name} must be a number, got {value!r}"
+                    f"{subject}: extra.retry_{name} must be a number, got {value!r}"
                 ) from err
         try:
             return RetryPolicy(**given)
         except ValueError as err:
-            raise SlsConfigError(f"Connection {self.sls_conn_id!r}: {err}") from err
+            raise SlsConfigError(f"{subject}: {err}") from err
 
     @cached_property
     def target(self) -> Target:

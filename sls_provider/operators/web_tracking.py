@@ -32,6 +32,7 @@ from sls_provider.hooks.web_tracking import (
     SlsRequestError,
     SlsSourceError,
     SlsWebTrackingHook,
+    check_timeout,
 )
 from sls_provider.incremental import Incremental, IncrementalRun, logstore_outlet
 from sls_provider.lineage import export_lineage
@@ -207,12 +208,8 @@ class SlsWebTrackingOperator(BaseOperator):
                 f"gives each row its topic, so topic={topic!r} would be ignored)"
             )
         check_chunksize(chunksize)
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
-        ):
-            raise SlsConfigError(
-                f"{self.task_id}: timeout must be a positive number of seconds, got {timeout!r}"
-            )
+        if timeout is not None:
+            check_timeout(timeout, subject=self.task_id)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise SlsConfigError(f"{self.task_id}: retry must be a RetryPolicy, got {type(retry).__name__}")
         if incremental is not None:
@@ -242,7 +239,8 @@ class SlsWebTrackingOperator(BaseOperator):
         self.topic_column = topic_column
         self.source = source
         self.tags = tags
-        self.compress_type = check_compress_type(compress_type) if compress_type else None
+        # None and an empty field are "not given": the connection's, else the hook's default.
+        self.compress_type = None if compress_type in (None, "") else check_compress_type(compress_type)
         self.timeout = timeout
         self.max_workers = max_workers
         self.chunksize = chunksize

@@ -72,12 +72,14 @@ READERS: tuple[type[ArrowReader], ...] = (
 
 
 #: What a missing driver costs, said when ``auto`` falls back for want of it (a warning: the install
-#: is not what the provider declares). Figures: benchmarks/bench_sql.py, results/bench_sql.json.
+#: is not what the provider declares). The figures stay in docs/performance.md, where
+#: benchmarks/bench_sql.py's runs keep them current; the warning points there.
 MISSING = {
     "adbc_driver_postgresql": (
         "adbc-driver-postgresql is not installed (the provider depends on it: an install with --no-deps "
-        "or a removed package?); the DB-API reader runs at about half its speed (0.24x against 0.45x "
-        "the speed of COPY). pip install adbc-driver-postgresql adbc-driver-manager"
+        "or a removed package?); the DB-API reader is several times slower (docs/performance.md, "
+        '"SQL exports against the database\'s own export"). pip install adbc-driver-postgresql '
+        "adbc-driver-manager"
     ),
 }
 

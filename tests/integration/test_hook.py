@@ -14,6 +14,7 @@ import pytest
 from sls_provider.core.errors import SlsConfigError, SlsInputError, SlsRequestError
 from sls_provider.emulator import SlsEmulator
 from sls_provider.hooks.web_tracking import SlsWebTrackingHook
+from sls_provider.operators.web_tracking import SlsWebTrackingOperator
 from tests.conftest import FAST_RETRY, LOGSTORE, PROJECT, content, sls_connection
 
 
@@ -251,7 +252,7 @@ def test_port_zero_is_no_port_and_test_connection_names_the_field(
     assert hook.target.base_url == emulator.endpoint
 
 
-@pytest.mark.parametrize("timeout", [0, -1, "inf", "soon"])
+@pytest.mark.parametrize("timeout", [0, -1, "inf", "soon", True])
 def test_a_bad_timeout_in_the_connection_is_a_failed_test_not_a_crash(
     emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch, timeout: object
 ) -> None:
@@ -262,6 +263,52 @@ def test_a_bad_timeout_in_the_connection_is_a_failed_test_not_a_crash(
     with pytest.raises(SlsConfigError, match="timeout"):
         SlsWebTrackingHook().put_logs([{"a": "1"}])
     assert emulator.counts() == {}
+
+
+@pytest.mark.parametrize("timeout", [True, 0, float("inf"), float("nan"), "30"])
+def test_the_hooks_timeout_argument_follows_the_operators_rule(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch, timeout: object
+) -> None:
+    """One rule for a timeout wherever it is given: the hook took ``True`` as 1 s and ``"30"`` as 30 s
+    where the operator refused both, and the operator took ``inf`` where the hook refused it."""
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint))
+    with pytest.raises(SlsConfigError, match=r"timeout must be a positive, finite number of seconds"):
+        _ = SlsWebTrackingHook(timeout=timeout).settings  # type: ignore[arg-type]
+    with pytest.raises(SlsConfigError, match=r"timeout must be a positive, finite number of seconds"):
+        SlsWebTrackingOperator(task_id="t", dataframe=pd.DataFrame({"a": [1]}), timeout=timeout)  # type: ignore[arg-type]
+    assert SlsWebTrackingHook(timeout=2).settings.timeout == 2.0
+
+
+@pytest.mark.parametrize("kind", [False, 0, "gzip"])
+def test_a_compress_type_that_is_given_is_checked_not_replaced_by_the_default(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch, kind: object
+) -> None:
+    """``extra.compress_type: false`` became lz4 through an ``or`` chain: only None and an empty
+    form field are "not given"."""
+    monkeypatch.setenv("AIRFLOW_CONN_SLS_DEFAULT", sls_connection(emulator.endpoint, compress_type=kind))
+    ok, message = SlsWebTrackingHook().test_connection()
+    assert not ok and "compress_type must be one of" in message and repr(kind) in message
+
+
+def test_a_bad_retry_extra_names_the_connection_as_the_form_test_does(
+    emulator: SlsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI tests a connection under a random id: every error names it as "The connection", as
+    the missing-project one does, not by that id."""
+    conn = {
+        "conn_type": "sls",
+        "host": emulator.endpoint,
+        "extra": {"project": "p", "logstore": "s", "retry_attempts": "many"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_HNBBTPYF", json.dumps(conn))
+    ok, message = SlsWebTrackingHook("HnBbTPyf").test_connection()
+    assert (ok, message) == (False, "The connection: extra.retry_attempts must be a number, got 'many'")
+    conn["extra"]["retry_attempts"] = 0  # type: ignore[index]
+    monkeypatch.setenv("AIRFLOW_CONN_HNBBTPYF", json.dumps(conn))
+    ok, message = SlsWebTrackingHook("HnBbTPyf").test_connection()
+    assert not ok and message.startswith("The connection: ") and "HnBbTPyf" not in message
+    with pytest.raises(SlsConfigError, match=r"^Connection 'HnBbTPyf': "):
+        _ = SlsWebTrackingHook("HnBbTPyf").settings
 
 
 def test_test_connection_leaves_the_hooks_own_settings_alone(

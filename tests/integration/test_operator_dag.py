@@ -235,8 +235,15 @@ def test_bad_options_fail_when_the_dag_is_parsed(kwargs: dict, message: str) -> 
             {"sql": "SELECT 1", "sql_conn_id": "w", "topic": "{{ ds }}", "topic_column": "a"},
             "not both",
         ),
-        ({"dataframe": pd.DataFrame({"a": [1]}), "timeout": 0}, "timeout must be a positive number"),
-        ({"dataframe": pd.DataFrame({"a": [1]}), "timeout": "30"}, "timeout must be a positive number"),
+        ({"dataframe": pd.DataFrame({"a": [1]}), "timeout": 0}, "timeout must be a positive, finite number"),
+        (
+            {"dataframe": pd.DataFrame({"a": [1]}), "timeout": "30"},
+            "timeout must be a positive, finite number",
+        ),
+        (
+            {"dataframe": pd.DataFrame({"a": [1]}), "timeout": float("inf")},
+            "timeout must be a positive, finite number",
+        ),
         ({"dataframe": pd.DataFrame({"a": [1]}), "retry": "fast"}, "retry must be a RetryPolicy"),
     ],
 )
