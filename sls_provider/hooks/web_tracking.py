@@ -102,9 +102,7 @@ def check_timeout(value: object, *, subject: str) -> float:
     :param subject: what the error names first (a task id, or the connection).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise SlsConfigError(
-            f"{subject}: timeout must be a positive, finite number of seconds, got {value!r}"
-        )
+        raise _bad_timeout(value, subject)
     return float(value)
 
 
@@ -112,17 +110,19 @@ def _extra_timeout(value: object, *, subject: str) -> float:
     """``extra.timeout``: text from the connection form, or a JSON number; empty means the default."""
     if value is None or value == "":
         return DEFAULT_TIMEOUT
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError as err:
-            raise SlsConfigError(f"{subject}: extra.timeout must be seconds, got {value!r}") from err
-        if not 0 < number < math.inf:
-            raise SlsConfigError(
-                f"{subject}: timeout must be a positive, finite number of seconds, got {value!r}"
-            )
-        return number
-    return check_timeout(value, subject=subject)
+    if not isinstance(value, str):
+        return check_timeout(value, subject=subject)
+    try:
+        number = float(value)
+    except ValueError as err:
+        raise SlsConfigError(f"{subject}: extra.timeout must be seconds, got {value!r}") from err
+    if not 0 < number < math.inf:
+        raise _bad_timeout(value, subject)  # the text as given, not the float it became
+    return number
+
+
+def _bad_timeout(value: object, subject: str) -> SlsConfigError:
+    return SlsConfigError(f"{subject}: timeout must be a positive, finite number of seconds, got {value!r}")
 
 
 def _first_given(*values: Any) -> Any:
