@@ -95,12 +95,15 @@ class ExportOptions:
             raise SlsInputError("max_bad_rows puts rows aside in dead_letter: give dead_letter= too")
 
 
+def is_positive_number(value: object) -> bool:
+    """The rule for every rate and number of seconds: a finite number above 0 (a bool is not one)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < math.inf
+
+
 def check_positive(name: str, value: object) -> None:
     """The one check of a rate or a number of seconds (``None``: not given): a finite number above
     0. Raises :class:`SlsInputError` (a ``ValueError``) naming the setting."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+    if value is not None and not is_positive_number(value):
         raise SlsInputError(f"{name} must be a positive, finite number, got {value!r}")
 
 

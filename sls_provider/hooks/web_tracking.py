@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from airflow.sdk import BaseHook
@@ -31,7 +30,13 @@ from sls_provider.core.errors import (
 from sls_provider.core.export import Exporter
 from sls_provider.core.ledger import Ledger, StateStore, seq_ranges
 from sls_provider.core.management import ManagementClient
-from sls_provider.core.options import ExportOptions, ExportSummary, check_positive, new_export_id
+from sls_provider.core.options import (
+    ExportOptions,
+    ExportSummary,
+    check_positive,
+    is_positive_number,
+    new_export_id,
+)
 from sls_provider.core.reasons import mask
 from sls_provider.core.stop import StopSignal
 from sls_provider.dead_letter import ObjectStorageSink
@@ -101,14 +106,14 @@ def check_timeout(value: object, *, subject: str) -> float:
 
     :param subject: what the error names first (a task id, or the connection).
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+    if not is_positive_number(value):
         raise _bad_timeout(value, subject)
-    return float(value)
+    return float(cast(float, value))  # an int or a float: is_positive_number said so
 
 
 def _extra_timeout(value: object, *, subject: str) -> float:
     """``extra.timeout``: text from the connection form, or a JSON number; empty means the default."""
-    if value is None or value == "":
+    if _blank(value):
         return DEFAULT_TIMEOUT
     if not isinstance(value, str):
         return check_timeout(value, subject=subject)
@@ -116,7 +121,7 @@ def _extra_timeout(value: object, *, subject: str) -> float:
         number = float(value)
     except ValueError as err:
         raise SlsConfigError(f"{subject}: extra.timeout must be seconds, got {value!r}") from err
-    if not 0 < number < math.inf:
+    if not is_positive_number(number):
         raise _bad_timeout(value, subject)  # the text as given, not the float it became
     return number
 
@@ -125,10 +130,15 @@ def _bad_timeout(value: object, subject: str) -> SlsConfigError:
     return SlsConfigError(f"{subject}: timeout must be a positive, finite number of seconds, got {value!r}")
 
 
+def _blank(value: object) -> bool:
+    """Not given: ``None``, or an empty form field (``""``). Anything else, ``0`` and ``False``
+    included, is a value for its check to take or refuse."""
+    return value is None or value == ""
+
+
 def _first_given(*values: Any) -> Any:
-    """The first value given: ``None`` and an empty form field (``""``) are not given; anything else,
-    ``0`` and ``False`` included, is a value for its check to take or refuse."""
-    return next((v for v in values if v is not None and v != ""), None)
+    """The first value that is not :func:`_blank` (the last one given is the default)."""
+    return next(v for v in values if not _blank(v))
 
 
 def _as_bool_or_path(value: Any) -> bool | str:
@@ -250,7 +260,7 @@ class SlsWebTrackingHook(BaseHook):
             logstore=str(logstore),
             compress_type=check_compress_type(compress_type),
             timeout=timeout,
-            verify=True if verify is None or verify == "" else _as_bool_or_path(verify),
+            verify=True if _blank(verify) else _as_bool_or_path(verify),
             access_key_id=conn.login or None,
             access_key_secret=conn.password or None,
             security_token=extra.get("security_token") or None,
